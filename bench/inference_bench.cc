@@ -1,0 +1,318 @@
+// inference_bench: decode and prefill speed of the CPU engine on a
+// Qwen2.5-0.5B-shaped model with random MLX-quantized weights, against the
+// machine's memory bandwidth.
+//
+//   inference_bench [--bits 4|8|...] [--group-size 64] [--threads N]
+//                   [--prompt 128] [--decode 64] [--dir DIR]
+//
+// Writes <dir>/model.safetensors + config.json (a temp dir, removed at exit,
+// unless --dir is given),
+// loads it through inference::load_model (mmapped, used in place), then
+// reports: load time, prefill tok/s, decode tok/s, peak RSS vs size on disk,
+// streaming-read bandwidth, and the bandwidth bound on decode
+// (bytes of weights read per token / bandwidth).
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/temp_dir.h"
+#include "inference/forward.h"
+#include "inference/model.h"
+
+namespace mb::inference {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// CPU time of the whole process (all threads), to tell a slow kernel from a
+// machine that is busy with other work.
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct Options {
+  int bits = 4;
+  int group_size = 64;
+  int threads = 0;
+  int prompt = 128;
+  int decode = 64;
+  std::string dir;
+};
+
+// Qwen2.5-0.5B shapes.
+constexpr int k_hidden = 896, k_inter = 4864, k_layers = 24, k_heads = 14, k_kv_heads = 2, k_vocab = 151936;
+
+uint64_t splitmix(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint16_t bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+struct TensorSpec {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  enum Fill { kCodes, kScales, kBiases, kOnes, kSmall } fill;
+  uint64_t bytes() const {
+    uint64_t n = dtype == "U32" ? 4 : 2;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+std::vector<TensorSpec> model_tensors(int bits, int gs) {
+  std::vector<TensorSpec> t;
+  auto quantized = [&](const std::string& m, int64_t out, int64_t in) {
+    t.push_back({m + ".weight", "U32", {out, in * bits / 32}, TensorSpec::kCodes});
+    t.push_back({m + ".scales", "BF16", {out, in / gs}, TensorSpec::kScales});
+    t.push_back({m + ".biases", "BF16", {out, in / gs}, TensorSpec::kBiases});
+  };
+  const int64_t hd = k_hidden / k_heads;
+  quantized("model.embed_tokens", k_vocab, k_hidden);
+  t.push_back({"model.norm.weight", "BF16", {k_hidden}, TensorSpec::kOnes});
+  for (int l = 0; l < k_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    t.push_back({p + "input_layernorm.weight", "BF16", {k_hidden}, TensorSpec::kOnes});
+    t.push_back({p + "post_attention_layernorm.weight", "BF16", {k_hidden}, TensorSpec::kOnes});
+    quantized(p + "self_attn.q_proj", k_heads * hd, k_hidden);
+    quantized(p + "self_attn.k_proj", k_kv_heads * hd, k_hidden);
+    quantized(p + "self_attn.v_proj", k_kv_heads * hd, k_hidden);
+    quantized(p + "self_attn.o_proj", k_hidden, k_heads * hd);
+    for (const char* b : {"q_proj", "k_proj", "v_proj"})
+      t.push_back({p + "self_attn." + b + ".bias", "BF16", {(b[0] == 'q' ? k_heads : k_kv_heads) * hd},
+                   TensorSpec::kSmall});
+    quantized(p + "mlp.gate_proj", k_inter, k_hidden);
+    quantized(p + "mlp.up_proj", k_inter, k_hidden);
+    quantized(p + "mlp.down_proj", k_hidden, k_inter);
+  }
+  return t;
+}
+
+// A minimal safetensors writer that generates data in chunks, so writing a
+// 0.5 GB file needs no 0.5 GB buffer (and does not inflate the peak RSS).
+void write_model(const std::string& dir, const Options& o) {
+  auto tensors = model_tensors(o.bits, o.group_size);
+  nlohmann::json header;
+  header["__metadata__"] = {{"format", "mlx"}};
+  uint64_t off = 0;
+  for (const auto& t : tensors) {
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes()}}};
+    off += t.bytes();
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::ofstream f(dir + "/model.safetensors", std::ios::binary);
+  uint64_t n = h.size();
+  f.write(reinterpret_cast<const char*>(&n), 8);
+  f.write(h.data(), h.size());
+  uint64_t seed = 42;
+  std::vector<uint16_t> buf(1 << 20);
+  // Codes are uniform random; scale s and bias -s*(2^bits-1)/2 center the
+  // weights on zero with a spread of about 1/sqrt(in).
+  const float s = 2.0f / ((1 << o.bits) - 1) / std::sqrt(static_cast<float>(k_hidden));
+  for (const auto& t : tensors) {
+    uint64_t left = t.bytes();
+    while (left) {
+      const uint64_t chunk = std::min<uint64_t>(left, buf.size() * 2);
+      for (uint64_t i = 0; i < chunk / 2; i += 4) {
+        uint64_t r = splitmix(seed);
+        for (int k = 0; k < 4 && i + k < chunk / 2; ++k) {
+          uint16_t v = static_cast<uint16_t>(r >> (16 * k));
+          switch (t.fill) {
+            case TensorSpec::kCodes: break;
+            case TensorSpec::kScales: v = bf16(s * (0.75f + (v & 255) / 512.0f)); break;
+            case TensorSpec::kBiases: v = bf16(-s * ((1 << o.bits) - 1) / 2); break;
+            case TensorSpec::kOnes: v = bf16(1.0f); break;
+            case TensorSpec::kSmall: v = bf16(((v & 255) - 128) / 1024.0f); break;
+          }
+          buf[i + k] = v;
+        }
+      }
+      f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(chunk));
+      left -= chunk;
+    }
+  }
+  nlohmann::json config = {{"architectures", {"Qwen2ForCausalLM"}},
+                           {"model_type", "qwen2"},
+                           {"hidden_size", k_hidden},
+                           {"intermediate_size", k_inter},
+                           {"num_hidden_layers", k_layers},
+                           {"num_attention_heads", k_heads},
+                           {"num_key_value_heads", k_kv_heads},
+                           {"max_position_embeddings", 32768},
+                           {"rms_norm_eps", 1e-6},
+                           {"rope_theta", 1000000.0},
+                           {"tie_word_embeddings", true},
+                           {"vocab_size", k_vocab},
+                           {"hidden_act", "silu"},
+                           {"quantization", {{"group_size", o.group_size}, {"bits", o.bits}, {"mode", "affine"}}}};
+  config["quantization_config"] = config["quantization"];
+  std::ofstream(dir + "/config.json") << config.dump(2);
+}
+
+// Peak resident set (VmHWM) and current (VmRSS) in bytes.
+std::pair<uint64_t, uint64_t> rss() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  uint64_t hwm = 0, cur = 0;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::stoull(line.substr(6)) * 1024;
+    if (line.rfind("VmRSS:", 0) == 0) cur = std::stoull(line.substr(6)) * 1024;
+  }
+  return {hwm, cur};
+}
+
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// Streaming read bandwidth: each thread sums its slice of a 1 GiB buffer.
+double read_bandwidth(int threads) {
+  const size_t n = (size_t{1} << 30) / 8;
+  std::vector<uint64_t> buf(n);
+  for (size_t i = 0; i < n; ++i) buf[i] = i;
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::atomic<uint64_t> sink{0};
+    auto t0 = Clock::now();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&, t] {
+        const size_t b = n * t / threads, e = n * (t + 1) / threads;
+        uint64_t acc[8] = {};
+        for (size_t i = b; i + 8 <= e; i += 8)
+          for (int k = 0; k < 8; ++k) acc[k] += buf[i + k];
+        uint64_t s = 0;
+        for (uint64_t a : acc) s += a;
+        sink += s;
+      });
+    for (auto& t : ts) t.join();
+    best = std::max(best, static_cast<double>(n * 8) / seconds_since(t0));
+  }
+  return best;
+}
+
+uint64_t bytes_per_token(const Model& m) {
+  uint64_t n = m.lm_head.weight.total_bytes();
+  for (const Layer& l : m.layers)
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) n += p->weight.total_bytes();
+  return n;
+}
+
+int run(const Options& o) {
+  TempDir tmp("inference-bench");
+  const std::string dir = o.dir.empty() ? tmp.path().string() : o.dir;
+  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  fmt::print("model: Qwen2.5-0.5B shape, random weights, q{} gs{} (bf16 scales), {} threads, kernels {}\n", o.bits,
+             o.group_size, threads, kernel_isa());
+  auto t0 = Clock::now();
+  write_model(dir, o);
+  const uint64_t disk = std::filesystem::file_size(dir + "/model.safetensors");
+  fmt::print("wrote {}/model.safetensors: {:.1f} MB in {:.1f} s\n", dir, disk / 1e6, seconds_since(t0));
+
+  reset_peak_rss();
+  const uint64_t rss_before = rss().second;
+  auto fs = make_real_file_system();
+  t0 = Clock::now();
+  auto model = load_model(*fs, dir);
+  if (!model.ok()) {
+    fmt::print(stderr, "load failed: {}\n", model.error().to_string());
+    return 1;
+  }
+  const double load_s = seconds_since(t0);
+  ThreadPool pool(threads);
+  Forward fw(*model, pool);
+  std::vector<float> logits;
+  uint64_t seed = 7;
+  std::vector<int32_t> prompt(o.prompt);
+  for (auto& t : prompt) t = static_cast<int32_t>(splitmix(seed) % 151643);
+
+  double prefill_best = 1e30, prefill_cpu = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    fw.reset();
+    t0 = Clock::now();
+    const double c0 = cpu_seconds();
+    if (!fw.run(prompt, false, logits).ok()) return 1;
+    const double wall = seconds_since(t0);
+    if (wall < prefill_best) {
+      prefill_best = wall;
+      prefill_cpu = cpu_seconds() - c0;
+    }
+  }
+  // Decode after the prompt; warm up a few tokens first.
+  int32_t next = 0;
+  auto argmax = [&] { return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()); };
+  for (int i = 0; i < 4; ++i) {
+    next = argmax();
+    if (!fw.run(std::span(&next, 1), false, logits).ok()) return 1;
+  }
+  t0 = Clock::now();
+  const double c0 = cpu_seconds();
+  for (int i = 0; i < o.decode; ++i) {
+    next = argmax();
+    if (!fw.run(std::span(&next, 1), false, logits).ok()) return 1;
+  }
+  const double decode_s = seconds_since(t0) / o.decode;
+  const double decode_cpu = (cpu_seconds() - c0) / o.decode;
+  const auto [peak, cur] = rss();
+
+  const double bw = read_bandwidth(threads);
+  const double bw1 = threads > 1 ? read_bandwidth(1) : bw;
+  const uint64_t per_token = bytes_per_token(*model);
+  fmt::print("load: {:.3f} s ({}, {:.1f} M parameters)\n", load_s, model->weight_format, model->parameters / 1e6);
+  fmt::print("prefill: {} tokens in {:.3f} s = {:.1f} tok/s (process CPU time {:.3f} s)\n", o.prompt, prefill_best,
+             o.prompt / prefill_best, prefill_cpu);
+  fmt::print("decode: {:.2f} ms/token = {:.1f} tok/s (at context {}..{}; process CPU time {:.2f} ms/token)\n",
+             decode_s * 1e3, 1 / decode_s, o.prompt + 4, o.prompt + 4 + o.decode, decode_cpu * 1e3);
+  fmt::print("memory: peak RSS {:.1f} MB (current {:.1f} MB, {:.1f} MB before load); model on disk {:.1f} MB\n",
+             peak / 1e6, cur / 1e6, rss_before / 1e6, disk / 1e6);
+  fmt::print("bandwidth: {:.1f} GB/s streaming read with {} threads, {:.1f} GB/s with 1\n", bw / 1e9, threads,
+             bw1 / 1e9);
+  fmt::print("bound: {:.1f} MB of weights per token -> {:.1f} tok/s at that bandwidth; decode reaches {:.0f}%\n",
+             per_token / 1e6, bw / per_token, 100 * (1 / decode_s) / (bw / per_token));
+  return 0;
+}
+
+}  // namespace
+}  // namespace mb::inference
+
+int main(int argc, char** argv) {
+  mb::inference::Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--bits") o.bits = std::atoi(next().c_str());
+    else if (a == "--group-size") o.group_size = std::atoi(next().c_str());
+    else if (a == "--threads") o.threads = std::atoi(next().c_str());
+    else if (a == "--prompt") o.prompt = std::atoi(next().c_str());
+    else if (a == "--decode") o.decode = std::atoi(next().c_str());
+    else if (a == "--dir") o.dir = next();
+    else {
+      std::fprintf(stderr, "usage: inference_bench [--bits N] [--group-size N] [--threads N] [--prompt N] "
+                           "[--decode N] [--dir DIR]\n");
+      return 2;
+    }
+  }
+  return mb::inference::run(o);
+}

@@ -1,0 +1,41 @@
+// `modelbuild [build] [TARGET...]`: build targets, reusing what is cached.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/printing.h"
+#include "graph/plan.h"
+
+namespace mb::cli {
+
+int build_command(const std::vector<std::string>& args) {
+  CLI::App app("Build targets: every step is keyed by the content of its inputs; only stale steps run.", "build");
+  GlobalOptions g;
+  add_global_options(app, g);
+  std::vector<std::string> targets;
+  bool keep_going = false, dry_run = false, regate = false, check = false;
+  app.add_option("targets", targets, "targets to build (default: all)");
+  app.add_flag("-k,--keep-going", keep_going, "keep building what does not depend on a failure");
+  app.add_flag("-n,--dry-run", dry_run, "show what would run, run nothing");
+  app.add_flag("--regate", regate, "re-run gates even when a verdict is cached");
+  app.add_flag("--check", check, "rebuild without the cache and compare the bytes");
+  if (int rc = parse_args(app, args); rc >= 0) return rc;
+
+  auto session = open_session(g);
+  if (!session.ok()) return report_error(session.error());
+  Session& s = *session;
+  s.build.keep_going = keep_going;
+  s.build.dry_run = dry_run;
+  s.build.regate = regate;
+  auto plan = make_plan(s.recipe, targets);
+  if (!plan.ok()) return report_error(*s.reporter, plan.error());
+  if (check) return check_determinism(s, *plan);
+
+  Builder builder(*s.fs, *s.reporter, s.rules, s.build);
+  install_git_resolver(s, builder);
+  auto report = builder.build(s.recipe, *plan);
+  if (!report.ok()) return report_error(*s.reporter, report.error());
+  print_build_summary(s, *plan, *report, g);
+  return report->exit_code();
+}
+
+}  // namespace mb::cli

@@ -1,0 +1,36 @@
+// `modelbuild explain TARGET`: for each stale step, why it would rerun.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "graph/plan.h"
+
+namespace mb::cli {
+
+int explain_command(const std::vector<std::string>& args) {
+  CLI::App app("Say, for each stale step of the targets, why it would rerun.", "explain");
+  GlobalOptions g;
+  add_global_options(app, g);
+  std::vector<std::string> targets;
+  app.add_option("targets", targets, "targets (default: all)");
+  if (int rc = parse_args(app, args); rc >= 0) return rc;
+  auto s = open_session(g);
+  if (!s.ok()) return report_error(s.error());
+  auto plan = make_plan(s->recipe, targets);
+  if (!plan.ok()) return report_error(plan.error());
+  NullReporter quiet;
+  Builder builder(*s->fs, quiet, s->rules, s->build);
+  auto report = builder.evaluate(s->recipe, *plan);
+  if (!report.ok()) return report_error(report.error());
+  bool any = false;
+  for (const auto& step : plan->steps) {
+    const StepResult& r = report->steps[step.index];
+    if (r.state != StepState::kStale) continue;
+    any = true;
+    std::printf("%s: stale\n", step.label.c_str());
+    for (const auto& why : r.why) std::printf("  - %s\n", why.c_str());
+  }
+  if (!any) std::printf("everything is up to date\n");
+  return 0;
+}
+
+}  // namespace mb::cli

@@ -1,0 +1,146 @@
+#include "gate/classify.h"
+
+#include <algorithm>
+
+namespace mb::gate {
+namespace {
+
+// Parses a call object; returns false (with a note) when it is not one.
+bool as_call(const nlohmann::json& j, ToolCall* out, std::string* note) {
+  if (!j.is_object()) {
+    *note = "not a JSON object";
+    return false;
+  }
+  if (!j.contains("name") || !j["name"].is_string()) {
+    *note = "no string \"name\"";
+    return false;
+  }
+  if (!j.contains("arguments")) {
+    *note = fmt::format("call to '{}' has no \"arguments\"", j["name"].get<std::string>());
+    return false;
+  }
+  nlohmann::json args = j["arguments"];
+  if (args.is_string()) {  // OpenAI style: arguments as a JSON string
+    args = nlohmann::json::parse(args.get<std::string>(), nullptr, false);
+    if (args.is_discarded()) {
+      *note = "\"arguments\" is a string that is not JSON";
+      return false;
+    }
+  }
+  if (!args.is_object()) {
+    *note = "\"arguments\" is not an object";
+    return false;
+  }
+  out->name = j["name"];
+  out->arguments = std::move(args);
+  return true;
+}
+
+// The end of the balanced JSON object starting at text[start] == '{', or npos.
+size_t object_end(const std::string& text, size_t start) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = start; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{') ++depth;
+    else if (c == '}' && --depth == 0) return i + 1;
+  }
+  return std::string::npos;
+}
+
+void qwen_calls(const std::string& text, Classification& k) {
+  const std::string open = "<tool_call>", close = "</tool_call>";
+  size_t pos = 0;
+  while ((pos = text.find(open, pos)) != std::string::npos) {
+    size_t body = pos + open.size();
+    size_t end = text.find(close, body);
+    std::string inner = text.substr(body, end == std::string::npos ? std::string::npos : end - body);
+    auto j = nlohmann::json::parse(inner, nullptr, false);
+    if (j.is_discarded()) {
+      // Trailing text after a complete object (e.g. the limit cut the close tag)?
+      size_t brace = inner.find('{');
+      size_t stop = brace == std::string::npos ? std::string::npos : object_end(inner, brace);
+      if (stop != std::string::npos) j = nlohmann::json::parse(inner.substr(brace, stop - brace), nullptr, false);
+    }
+    ToolCall call;
+    std::string note;
+    if (j.is_discarded()) k.notes.push_back("malformed JSON inside <tool_call>: not counted as a call");
+    else if (as_call(j, &call, &note)) k.calls.push_back(std::move(call));
+    else k.notes.push_back("<tool_call> without a valid call: " + note);
+    if (end == std::string::npos) break;
+    pos = end + close.size();
+  }
+}
+
+void json_calls(const std::string& text, Classification& k) {
+  for (size_t pos = text.find('{'); pos != std::string::npos; pos = text.find('{', pos + 1)) {
+    size_t stop = object_end(text, pos);
+    if (stop == std::string::npos) break;
+    auto j = nlohmann::json::parse(text.substr(pos, stop - pos), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("name")) continue;
+    ToolCall call;
+    std::string note;
+    if (as_call(j, &call, &note)) {
+      k.calls.push_back(std::move(call));
+      pos = stop - 1;
+    } else {
+      k.notes.push_back("JSON object that is not a call: " + note);
+    }
+  }
+}
+
+}  // namespace
+
+Classification classify(const std::string& text, const nlohmann::json& structured, const ClassifyRule& rule,
+                        const std::vector<std::string>& known_tools) {
+  Classification k;
+  if (rule.openai && structured.is_array()) {
+    for (const auto& tc : structured) {
+      ToolCall call;
+      std::string note;
+      const nlohmann::json& fn = tc.contains("function") ? tc["function"] : tc;
+      if (as_call(fn, &call, &note)) k.calls.push_back(std::move(call));
+      else k.notes.push_back("tool_calls entry that is not a call: " + note);
+    }
+    if (!k.calls.empty()) k.form = "openai";
+  }
+  if (k.calls.empty() && rule.qwen) {
+    qwen_calls(text, k);
+    if (!k.calls.empty()) k.form = "qwen";
+  }
+  if (k.calls.empty() && rule.json && text.find("<tool_call>") == std::string::npos) {
+    json_calls(text, k);
+    if (!k.calls.empty()) k.form = "json";
+  }
+  k.is_tool_call = !k.calls.empty();
+  for (const auto& c : k.calls)
+    if (!known_tools.empty() && std::find(known_tools.begin(), known_tools.end(), c.name) == known_tools.end())
+      k.notes.push_back(fmt::format("called '{}', which the suite does not define", c.name));
+  return k;
+}
+
+bool case_passes(const Case& c, const Classification& k, std::string* why) {
+  if (c.expect == Expect::kDirect) {
+    if (k.is_tool_call) *why = fmt::format("called {} instead of answering directly", k.calls.front().name);
+    return !k.is_tool_call;
+  }
+  if (!k.is_tool_call) {
+    *why = "answered directly instead of calling a tool";
+    return false;
+  }
+  if (!c.tool.empty()) {
+    for (const auto& call : k.calls)
+      if (call.name == c.tool) return true;
+    *why = fmt::format("called {} instead of {}", k.calls.front().name, c.tool);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace mb::gate

@@ -1,0 +1,143 @@
+// Runners against real processes and a real local HTTP server.
+#include "gate/runner.h"
+
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "base/temp_dir.h"
+#include "gate/gate.h"
+
+namespace mb::gate {
+namespace {
+
+Suite two_case_suite() {
+  auto s = parse_suite(R"(
+name: t
+system: sys
+tools: [{type: function, function: {name: search_code, parameters: {}}}]
+cases:
+  - {prompt: "Find the views", expect: tool}
+  - {prompt: "What is DI?", expect: direct}
+)",
+                       "suite.yaml");
+  EXPECT_TRUE(s.ok());
+  return *s;
+}
+
+TEST(CommandRunner, RunsAProcessPerCase) {
+  TempDir tmp;
+  fs::path script = tmp.path() / "model.sh";
+  // A fake "model": calls a tool when the prompt starts with Find.
+  std::ofstream(script) << "#!/bin/sh\nif grep -q '^Find' \"$1\"; then\n"
+                           "  echo '<tool_call>{\"name\": \"search_code\", \"arguments\": {}}</tool_call>'\n"
+                           "else echo \"A direct answer. system=$(cat $2)\"; fi\n";
+  fs::permissions(script, fs::perms::owner_all);
+  auto fs = make_real_file_system();
+  auto runner = make_runner(*fs, {{"type", "command"}, {"command", script.string() + " {prompt_file} {system_file}"}},
+                            RunnerTarget{tmp.path(), {}, 1});
+  ASSERT_TRUE(runner.ok()) << runner.error().to_string();
+  NullReporter quiet;
+  Suite suite = two_case_suite();
+  auto report = run_gate(**runner, suite, {{"type", "command"}}, quiet, "gate");
+  ASSERT_TRUE(report.ok()) << report.error().to_string();
+  EXPECT_EQ(report->accuracy(), 1.0);
+  EXPECT_EQ(report->cases[1].first_line(), "A direct answer. system=sys");
+}
+
+TEST(CommandRunner, AFailingCommandIsAnErrorNotAFailedCase) {
+  auto fs = make_real_file_system();
+  auto runner = make_runner(*fs, {{"type", "command"}, {"command", "/bin/sh -c 'exit 3'"}}, RunnerTarget{});
+  ASSERT_TRUE(runner.ok());
+  auto reply = (*runner)->respond(two_case_suite(), two_case_suite().cases[0]);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_NE(reply.error().message.find("exited with status 3"), std::string::npos);
+}
+
+// A small OpenAI-compatible server on loopback, answering like a model that
+// calls tools for "Find …" prompts.
+class FakeServer {
+ public:
+  explicit FakeServer(bool junk) {
+    m_server.Post("/v1/chat/completions", [junk](const httplib::Request& req, httplib::Response& res) {
+      if (junk) {
+        res.set_content("{\"not\": \"a completion\"}", "application/json");
+        return;
+      }
+      auto body = nlohmann::json::parse(req.body);
+      std::string prompt = body["messages"].back()["content"];
+      bool has_tools = body.contains("tools") && body["tools"].size() == 1;
+      nlohmann::json msg = {{"role", "assistant"}};
+      if (prompt.rfind("Find", 0) == 0 && has_tools && body["temperature"] == 0) {
+        msg["content"] = nullptr;
+        msg["tool_calls"] = {{{"id", "c1"},
+                              {"type", "function"},
+                              {"function", {{"name", "search_code"}, {"arguments", "{\"query\": \"views\"}"}}}}};
+      } else {
+        msg["content"] = "Dependency injection passes dependencies in.";
+      }
+      nlohmann::json out = {{"choices", {{{"index", 0}, {"message", msg}, {"finish_reason", "stop"}}}},
+                            {"usage", {{"completion_tokens", 7}}}};
+      res.set_content(out.dump(), "application/json");
+    });
+    m_server.Get("/v1/models", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("{\"data\": []}", "application/json");
+    });
+    m_port = m_server.bind_to_any_port("127.0.0.1");
+    m_thread = std::thread([this] { m_server.listen_after_bind(); });
+    while (!m_server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ~FakeServer() {
+    m_server.stop();
+    m_thread.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+
+ private:
+  httplib::Server m_server;
+  int m_port = 0;
+  std::thread m_thread;
+};
+
+TEST(OpenAIRunner, SendsToolsAndParsesToolCalls) {
+  FakeServer server(false);
+  auto fs = make_real_file_system();
+  auto runner = make_runner(*fs, {{"type", "openai"}, {"url", server.url()}}, RunnerTarget{"m", {}, 1});
+  ASSERT_TRUE(runner.ok()) << runner.error().to_string();
+  NullReporter quiet;
+  auto report = run_gate(**runner, two_case_suite(), {{"type", "openai"}}, quiet, "gate");
+  ASSERT_TRUE(report.ok()) << report.error().to_string();
+  EXPECT_EQ(report->accuracy(), 1.0);
+  EXPECT_EQ(report->cases[0].form, "openai");
+  EXPECT_EQ(report->cases[0].tokens, 7);
+}
+
+TEST(OpenAIRunner, MalformedReplyAndNoServerAreErrors) {
+  FakeServer junk(true);
+  auto fs = make_real_file_system();
+  auto runner = make_runner(*fs, {{"type", "openai"}, {"url", junk.url()}}, RunnerTarget{"m", {}, 1});
+  ASSERT_TRUE(runner.ok());
+  auto reply = (*runner)->respond(two_case_suite(), two_case_suite().cases[0]);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_NE(reply.error().message.find("malformed reply"), std::string::npos);
+
+  auto nothing = make_runner(*fs, {{"type", "openai"}, {"url", "http://127.0.0.1:1"}}, RunnerTarget{"m", {}, 1});
+  ASSERT_TRUE(nothing.ok());
+  auto r2 = (*nothing)->respond(two_case_suite(), two_case_suite().cases[0]);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_NE(r2.error().message.find("no reply"), std::string::npos);
+}
+
+TEST(OpenAIRunner, AServerThatNeverComesUpIsAnError) {
+  auto fs = make_real_file_system();
+  auto runner = make_runner(
+      *fs, {{"type", "openai"}, {"url", "http://127.0.0.1:1"}, {"server", {{"command", {"/bin/sleep", "30"}}, {"ready_timeout_s", 1}}}},
+      RunnerTarget{"m", {}, 1});
+  ASSERT_FALSE(runner.ok());
+  EXPECT_NE(runner.error().message.find("did not come up"), std::string::npos) << runner.error().to_string();
+}
+
+}  // namespace
+}  // namespace mb::gate

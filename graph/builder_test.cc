@@ -1,0 +1,359 @@
+// Engine tests with fake rules: they parse an inline recipe and assert on
+// which steps ran (ninja's style), on real files in a temporary directory.
+#include "graph/builder.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "base/temp_dir.h"
+#include "cache/file_digests.h"
+
+namespace mb {
+namespace {
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+// Sets a file's mtime an hour back, so the digest cache can trust it (a file
+// written in the same instant it is hashed is "racily clean").
+void age(const fs::path& p) {
+  struct timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - 3600;
+  times[0].tv_nsec = times[1].tv_nsec = 0;
+  ::utimensat(AT_FDCWD, p.c_str(), times, 0);
+}
+
+// Every fake rule appends "<kind> <label>" to a log, with O_APPEND so that
+// concurrent processes can share it.
+class FakeRule : public Rule {
+ public:
+  FakeRule(std::string kind, fs::path log) : m_kind(std::move(kind)), m_log(std::move(log)) {}
+  std::string_view kind() const override { return m_kind; }
+  int algorithm_version() const override { return 1; }
+  Status run(StepContext& ctx) const override {
+    {
+      std::ofstream(m_log, std::ios::app) << m_kind << " " << ctx.step_label << "\n";
+    }
+    fs::path dir = m_log.parent_path();
+    if (fs::exists(dir / "slow")) std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    if (m_kind == "fuse") {
+      // Upper-cased concatenation: a case-only change of the base gives the
+      // same output (for the early-cutoff test).
+      std::string text = read(ctx.input("base")->path / "w.txt");
+      for (auto* a : ctx.inputs_with_prefix("adapter.")) text += "+" + read(a->path / "a.txt");
+      for (auto& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      std::ofstream(ctx.output_dir / "model.txt") << text << " mode=" << ctx.params["mode"].get<std::string>();
+      if (fs::exists(dir / "crash")) {
+        std::ofstream(ctx.output_dir / "partial.bin") << "half";
+        ::kill(::getpid(), SIGKILL);
+      }
+      ctx.report["retention"] = {{"overall", ctx.params["mode"] == "inplace" ? 0.05 : 0.99}};
+      return {};
+    }
+    if (m_kind == "quantize") {
+      std::ofstream(ctx.output_dir / "model.txt")
+          << "q" << ctx.params["bits"].dump() << ":" << read(ctx.input("model")->path / "model.txt");
+      return {};
+    }
+    if (m_kind == "retention") {
+      std::ofstream(ctx.output_dir / "retention.json") << "0.97";
+      ctx.report["retention"] = {{"overall", 0.97}};
+      return {};
+    }
+    if (m_kind == "gate") {
+      std::string model = read(ctx.input("model")->path / "model.txt");
+      double acc = model.find("ADAPTER") != std::string::npos ? 1.0 : 0.6;
+      ctx.report["accuracy"] = acc;
+      std::ofstream(ctx.output_dir / "gate.json") << acc;
+      return {};
+    }
+    if (m_kind == "command") {  // "fails" when asked to
+      if (ctx.params.contains("shell") && ctx.params["shell"] == "false")
+        return make_error(Errc::kStepFailed, ctx.step_label, "command exited with status 1");
+      std::ofstream(ctx.output_dir / "out.txt") << "ok";
+      return {};
+    }
+    return make_error(Errc::kInternal, ctx.step_label, "unknown fake");
+  }
+
+ private:
+  std::string m_kind;
+  fs::path m_log;
+};
+
+class BuilderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* kind : {"fuse", "quantize", "retention", "gate", "command"})
+      m_rules.add(std::make_unique<FakeRule>(kind, log_path()));
+    write(dir() / "base/w.txt", "base weights");
+    write(dir() / "lora/a.txt", "adapter delta");
+    write(dir() / "suite.yaml", "cases");
+    for (auto p : {"base/w.txt", "lora/a.txt", "suite.yaml"}) age(dir() / p);
+    set_recipe(8);
+  }
+
+  fs::path dir() const { return m_tmp.path(); }
+  fs::path log_path() const { return m_tmp.path() / "runs.log"; }
+
+  void set_recipe(int bits, const std::string& extra = "") {
+    m_recipe_text = fmt::format(R"(
+sources: {{base: base, lora: lora, suite: suite.yaml}}
+targets:
+  fused:
+    base: base
+    adapters: [lora]
+    bits: {}
+    gate: {{suite: suite, min_accuracy: 1.0}}
+  base_only:
+    base: base
+    bits: 4
+  inplace:
+    base: base
+    adapters: [lora]
+    fusion: inplace
+    min_delta_retention: 0.9
+    gate: {{suite: suite}}
+  plain:
+    base: base
+    gate: {{suite: suite}}
+{}
+)",
+                                bits, extra);
+  }
+
+  BuildOptions options() const {
+    BuildOptions o;
+    o.cache_dir = dir() / ".modelbuild";
+    o.state_dir = dir() / ".modelbuild/state";
+    o.build_dir = dir() / "build";
+    o.jobs = 2;
+    o.threads_per_step = 1;
+    return o;
+  }
+
+  // Builds `targets` and returns the lines the fake rules logged meanwhile.
+  std::vector<std::string> build(const std::vector<std::string>& targets, BuildReport* out = nullptr,
+                                 BuildOptions opts = {}) {
+    if (opts.cache_dir.empty()) opts = options();
+    fs::remove(log_path());
+    auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
+    EXPECT_TRUE(recipe.ok()) << recipe.error().to_string();
+    auto plan = make_plan(*recipe, targets);
+    EXPECT_TRUE(plan.ok()) << plan.error().to_string();
+    Builder b(*m_fs, m_reporter, m_rules, opts);
+    auto report = b.build(*recipe, *plan);
+    EXPECT_TRUE(report.ok()) << report.error().to_string();
+    m_last_hashed = b.file_digests().hashed_paths();
+    if (out) *out = *report;
+    std::vector<std::string> lines;
+    std::ifstream in(log_path());
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  }
+
+  TempDir m_tmp{"builder-test"};
+  std::unique_ptr<FileSystem> m_fs = make_real_file_system();
+  RuleRegistry m_rules;
+  RecordingReporter m_reporter;
+  std::string m_recipe_text;
+  std::vector<fs::path> m_last_hashed;
+};
+
+using Lines = std::vector<std::string>;
+
+TEST_F(BuilderTest, FirstBuildRunsEverythingSecondNothing) {
+  BuildReport r;
+  EXPECT_EQ(build({"fused"}, &r), (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  ASSERT_EQ(r.targets.size(), 1u);
+  EXPECT_EQ(r.targets[0].state, TargetState::kBuilt);
+  EXPECT_EQ(r.exit_code(), 0);
+  EXPECT_EQ(read(dir() / "build/fused/model.txt"), "q8:BASE WEIGHTS+ADAPTER DELTA mode=dequantize");
+  EXPECT_EQ(build({"fused"}, &r), Lines{});
+  EXPECT_EQ(r.targets[0].state, TargetState::kUpToDate);
+  EXPECT_TRUE(m_last_hashed.empty()) << "a no-op build re-hashed " << m_last_hashed.size() << " files";
+}
+
+TEST_F(BuilderTest, MaterializedFilesAreReadOnlyLinks) {
+  build({"fused"});
+  struct stat st;
+  ASSERT_EQ(::stat((dir() / "build/fused/model.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0222, 0u) << "materialized artifacts must be read-only";
+  EXPECT_GE(st.st_nlink, 2u) << "materialized by copy instead of link";
+}
+
+TEST_F(BuilderTest, ChangingOneAdapterByteRerunsOnlyDownstream) {
+  build({"fused", "base_only"});
+  write(dir() / "lora/a.txt", "adapter delta!");
+  EXPECT_EQ(build({"fused", "base_only"}), (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+}
+
+TEST_F(BuilderTest, TouchingAFileRerunsNothingAndRehashesOnlyIt) {
+  build({"fused", "base_only"});
+  struct timespec now[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+  ::utimensat(AT_FDCWD, (dir() / "lora/a.txt").c_str(), now, 0);
+  EXPECT_EQ(build({"fused", "base_only"}), Lines{});
+  ASSERT_EQ(m_last_hashed.size(), 1u);
+  EXPECT_EQ(m_last_hashed[0].filename(), "a.txt");
+}
+
+TEST_F(BuilderTest, ChangingBitsReusesTheFuseStep) {
+  build({"fused"});
+  set_recipe(6);
+  EXPECT_EQ(build({"fused"}), (Lines{"gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  EXPECT_EQ(read(dir() / "build/fused/model.txt").substr(0, 3), "q6:");
+}
+
+TEST_F(BuilderTest, ExplainSaysWhichParameterChanged) {
+  build({"fused"});
+  set_recipe(6);
+  auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
+  auto plan = make_plan(*recipe, {"fused"});
+  fs::remove(log_path());
+  Builder b(*m_fs, m_reporter, m_rules, options());
+  auto report = b.evaluate(*recipe, *plan);
+  ASSERT_TRUE(report.ok());
+  const TargetPlan& tp = plan->targets.at("fused");
+  const StepResult& q = report->steps[tp.artifact->step];
+  EXPECT_EQ(q.state, StepState::kStale);
+  ASSERT_FALSE(q.why.empty());
+  EXPECT_EQ(q.why[0], "parameter bits changed: 8 → 6");
+  EXPECT_EQ(report->steps[tp.gate_step].state, StepState::kStale);
+  EXPECT_EQ(report->targets[0].state, TargetState::kStale);
+  EXPECT_EQ(read(log_path()), "") << "evaluate() must not run anything";
+}
+
+TEST_F(BuilderTest, ExplainNamesTheChangedFile) {
+  build({"fused"});
+  write(dir() / "lora/a.txt", "adapter delta v2");
+  auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
+  auto plan = make_plan(*recipe, {"fused"});
+  Builder b(*m_fs, m_reporter, m_rules, options());
+  auto report = b.evaluate(*recipe, *plan);
+  ASSERT_TRUE(report.ok());
+  const StepResult& fuse = report->steps[0];
+  ASSERT_EQ(fuse.why.size(), 1u);
+  EXPECT_NE(fuse.why[0].find("input adapter.0 (source lora) changed: a.txt "), std::string::npos) << fuse.why[0];
+}
+
+TEST_F(BuilderTest, EarlyCutoffWhenAnUpstreamRebuildGivesIdenticalBytes) {
+  build({"fused"});
+  write(dir() / "base/w.txt", "BASE WEIGHTS");  // same output after upper-casing
+  // The fuse reruns and yields the same bytes, so quantize and gate are cut
+  // off; only the retention measurement, which reads the base itself, reruns.
+  EXPECT_EQ(build({"fused"}), (Lines{"fuse fuse fused", "retention retention fused"}));
+}
+
+TEST_F(BuilderTest, RetentionCheckFailsBeforeTheGateRuns) {
+  BuildReport r;
+  EXPECT_EQ(build({"inplace"}, &r), Lines{"fuse fuse inplace"});
+  ASSERT_EQ(r.targets[0].state, TargetState::kFailed);
+  EXPECT_EQ(r.exit_code(), 3);
+  ASSERT_FALSE(r.targets[0].failures.empty());
+  EXPECT_NE(r.targets[0].failures[0].find("delta retention 0.05 is below the required 0.9"), std::string::npos)
+      << r.targets[0].failures[0];
+  EXPECT_FALSE(fs::exists(dir() / "build/inplace"));
+}
+
+TEST_F(BuilderTest, FailedGateIsCachedAndNotMaterialized) {
+  BuildReport r;
+  EXPECT_EQ(build({"plain"}, &r), Lines{"gate gate plain"});
+  EXPECT_EQ(r.targets[0].state, TargetState::kFailed);
+  EXPECT_EQ(r.exit_code(), 3);
+  // The verdict is cached: the same artifact is never evaluated twice.
+  EXPECT_EQ(build({"plain"}, &r), Lines{});
+  EXPECT_EQ(r.targets[0].state, TargetState::kFailed);
+  BuildOptions regate = options();
+  regate.regate = true;
+  EXPECT_EQ(build({"plain"}, &r, regate), Lines{"gate gate plain"});
+}
+
+TEST_F(BuilderTest, KeepGoingBuildsWhatDoesNotDependOnAFailure) {
+  set_recipe(8, "  broken: {command: \"false\", outputs: [x]}\n  fine: {command: \"true\", outputs: [x]}\n");
+  BuildReport r;
+  BuildOptions o = options();
+  o.jobs = 1;
+  o.keep_going = true;
+  build({"broken", "fine"}, &r, o);
+  EXPECT_EQ(r.targets[0].state, TargetState::kFailed);
+  EXPECT_EQ(r.targets[1].state, TargetState::kBuilt);
+  EXPECT_EQ(r.exit_code(), 1);
+}
+
+TEST_F(BuilderTest, AKilledStepLeavesNothingAndTheNextRunIsCorrect) {
+  write(dir() / "crash", "");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    build({"fused"});
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the fake fuse should have killed its process";
+  fs::remove(dir() / "crash");
+  BuildReport r;
+  EXPECT_EQ(build({"fused"}, &r), (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  EXPECT_EQ(r.targets[0].state, TargetState::kBuilt);
+  EXPECT_FALSE(fs::exists(dir() / "build/fused/partial.bin"));
+  EXPECT_EQ(read(dir() / "build/fused/model.txt"), "q8:BASE WEIGHTS+ADAPTER DELTA mode=dequantize");
+}
+
+TEST_F(BuilderTest, ConcurrentBuildsOfOneTargetExecuteOnce) {
+  write(dir() / "slow", "");
+  fs::remove(log_path());
+  std::vector<pid_t> kids;
+  for (int k = 0; k < 2; ++k) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
+      auto plan = make_plan(*recipe, {"fused"});
+      NullReporter quiet;
+      Builder b(*m_fs, quiet, m_rules, options());
+      auto report = b.build(*recipe, *plan);
+      ::_exit(report.ok() && report->ok() ? 0 : 1);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::vector<std::string> lines;
+  std::ifstream in(log_path());
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+}
+
+TEST_F(BuilderTest, DryRunRunsNothing) {
+  BuildOptions o = options();
+  o.dry_run = true;
+  BuildReport r;
+  EXPECT_EQ(build({"fused"}, &r, o), Lines{});
+  EXPECT_EQ(r.targets[0].state, TargetState::kStale);
+  EXPECT_FALSE(fs::exists(dir() / "build/fused"));
+}
+
+}  // namespace
+}  // namespace mb

@@ -1,0 +1,123 @@
+#include "graph/plan.h"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "base/temp_dir.h"
+
+namespace mb {
+namespace {
+
+class PlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(m_dir.path() / "base");
+    fs::create_directories(m_dir.path() / "lora");
+    std::ofstream(m_dir.path() / "suite.yaml") << "x\n";
+  }
+  Plan plan(const std::string& targets_yaml, const std::vector<std::string>& wanted) {
+    std::string text = "sources: {base: base, lora: lora, suite: suite.yaml}\ntargets:\n" + targets_yaml;
+    auto r = parse_recipe_text(*m_fs, text, m_dir.path() / "modelbuild.yaml");
+    EXPECT_TRUE(r.ok()) << r.error().to_string();
+    m_recipe = std::move(r).value();
+    auto p = make_plan(m_recipe, wanted);
+    EXPECT_TRUE(p.ok()) << p.error().to_string();
+    return std::move(p).value();
+  }
+  static int count(const Plan& p, const std::string& kind) {
+    int n = 0;
+    for (const auto& s : p.steps) n += s.kind == kind;
+    return n;
+  }
+  TempDir m_dir;
+  std::unique_ptr<FileSystem> m_fs = make_real_file_system();
+  Recipe m_recipe;
+};
+
+TEST_F(PlanTest, TargetsShareTheFuseStep) {
+  Plan p = plan(R"(
+  fused_8bit: {base: base, adapters: [lora], bits: 8, dtype: float16}
+  fused_6bit: {base: base, adapters: [lora], bits: 6, dtype: float16}
+)",
+                {"fused_8bit", "fused_6bit"});
+  EXPECT_EQ(count(p, "fuse"), 1);
+  EXPECT_EQ(count(p, "quantize"), 2);
+  int q8 = p.targets.at("fused_8bit").artifact->step;
+  int q6 = p.targets.at("fused_6bit").artifact->step;
+  EXPECT_NE(q8, q6);
+  EXPECT_EQ(p.steps[q8].inputs[0].step, p.steps[q6].inputs[0].step);
+  EXPECT_EQ(p.steps[q8].params["bits"], 8);
+}
+
+TEST_F(PlanTest, FusionModesExpandDifferently) {
+  Plan p = plan(R"(
+  inplace: {base: base, adapters: [lora], fusion: inplace}
+  runtime: {base: base, adapters: [lora], fusion: none, gate: {suite: suite}}
+  float: {base: base, adapters: [lora], dtype: float16}
+  alias: {base: base}
+)",
+                {});
+  const TargetPlan& inplace = p.targets.at("inplace");
+  EXPECT_EQ(p.steps[inplace.artifact->step].params["mode"], "inplace");
+  const TargetPlan& runtime = p.targets.at("runtime");
+  EXPECT_TRUE(runtime.artifact->is_source());
+  EXPECT_EQ(runtime.runtime_adapters.size(), 1u);
+  ASSERT_GE(runtime.gate_step, 0);
+  // The gate of a runtime-adapter target reads the adapter too.
+  EXPECT_EQ(p.steps[runtime.gate_step].inputs.size(), 3u);
+  EXPECT_EQ(p.steps[p.targets.at("float").artifact->step].kind, "fuse");
+  EXPECT_TRUE(p.targets.at("alias").artifact->is_source());
+  EXPECT_EQ(count(p, "fuse"), 2);  // inplace and dequantize differ
+}
+
+TEST_F(PlanTest, TargetsCanBuildOnTargets) {
+  Plan p = plan(R"(
+  fused: {base: base, adapters: [lora], dtype: float16}
+  q4: {base: fused, bits: 4}
+  convert:
+    command: "cp {model}/x {out}/y"
+    inputs: {model: q4}
+    outputs: [y]
+)",
+                {"convert"});
+  EXPECT_EQ(p.targets.size(), 3u);  // dependencies are planned too
+  const Step& cmd = p.steps[p.targets.at("convert").artifact->step];
+  ASSERT_EQ(cmd.inputs.size(), 1u);
+  EXPECT_EQ(p.steps[cmd.inputs[0].step].kind, "quantize");
+  EXPECT_EQ(p.closure("convert"), (std::vector<std::string>{"fused", "q4", "convert"}));
+  // Topological order: every input step comes first.
+  for (const auto& s : p.steps)
+    for (int d : s.deps()) EXPECT_LT(d, s.index);
+}
+
+TEST_F(PlanTest, ThresholdsAreChecksNotParams) {
+  Plan a = plan("  t: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, min_accuracy: 1.0}}\n", {});
+  Plan b = plan("  t: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, min_accuracy: 0.5}}\n", {});
+  const TargetPlan& ta = a.targets.at("t");
+  EXPECT_EQ(a.steps[ta.gate_step].params, b.steps[b.targets.at("t").gate_step].params);
+  ASSERT_EQ(ta.checks.size(), 1u);
+  EXPECT_EQ(ta.checks[0].pointer, "/accuracy");
+}
+
+TEST_F(PlanTest, UnknownTarget) {
+  auto r = parse_recipe_text(*m_fs, "sources: {base: base}\ntargets:\n  fused_8bit: {base: base}\n",
+                             m_dir.path() / "modelbuild.yaml");
+  ASSERT_TRUE(r.ok());
+  auto p = make_plan(*r, {"fused_8bt"});
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(exit_code_for(p.error().code), 2);
+  EXPECT_NE(p.error().message.find("did you mean 'fused_8bit'"), std::string::npos);
+}
+
+TEST_F(PlanTest, DotOutputMentionsEveryStep) {
+  Plan p = plan("  t: {base: base, adapters: [lora], bits: 8}\n", {});
+  std::string dot = plan_to_dot(p);
+  EXPECT_NE(dot.find("digraph"), std::string::npos);
+  EXPECT_NE(dot.find("fuse"), std::string::npos);
+  EXPECT_NE(dot.find("quantize"), std::string::npos);
+  EXPECT_NE(plan_to_text(p).find("target t: artifact #1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mb

@@ -1,0 +1,142 @@
+#include "graph/recipe.h"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "base/temp_dir.h"
+
+namespace mb {
+namespace {
+
+class RecipeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(m_dir.path() / "models/base");
+    fs::create_directories(m_dir.path() / "adapters/a");
+    std::ofstream(m_dir.path() / "suite.yaml") << "cases: []\n";
+  }
+  Result<Recipe> parse(const std::string& text) {
+    return parse_recipe_text(*m_fs, text, m_dir.path() / "modelbuild.yaml");
+  }
+  // Asserts the parse fails with exit status 2, at `line:col`, mentioning `needle`.
+  void expect_error(const std::string& text, int line, int col, const std::string& needle) {
+    auto r = parse(text);
+    ASSERT_FALSE(r.ok()) << "expected an error mentioning: " << needle;
+    EXPECT_EQ(exit_code_for(r.error().code), 2);
+    std::string where = fmt::format("modelbuild.yaml:{}:{}", line, col);
+    EXPECT_NE(r.error().where.find(where), std::string::npos) << r.error().to_string();
+    EXPECT_NE(r.error().to_string().find(needle), std::string::npos) << r.error().to_string();
+  }
+
+  TempDir m_dir;
+  std::unique_ptr<FileSystem> m_fs = make_real_file_system();
+};
+
+const char* kGood = R"(
+sources:
+  base_4bit: models/base
+  lora: {path: adapters/a}
+  suite: suite.yaml
+defaults:
+  group_size: 64
+targets:
+  fused_8bit:
+    base: base_4bit
+    adapters: [lora]
+    bits: 8.0
+    dtype: float16
+    gate: {suite: suite, min_accuracy: 1.0}
+  fused_4bit:
+    base: base_4bit
+    adapters: lora
+    fusion: inplace
+  convert:
+    command: [echo, "{model}", "{out}"]
+    inputs: {model: fused_8bit}
+    outputs: [model.gguf]
+)";
+
+TEST_F(RecipeTest, ParsesTargetsSourcesAndDefaults) {
+  auto r = parse(kGood);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  ASSERT_EQ(r->targets.size(), 3u);
+  const ModelTarget& m = r->find_target("fused_8bit")->model();
+  EXPECT_EQ(m.base, "base_4bit");
+  EXPECT_EQ(m.adapters, std::vector<std::string>{"lora"});
+  EXPECT_EQ(m.fusion, Fusion::kDequantize);
+  ASSERT_TRUE(m.bits);
+  EXPECT_EQ(*m.bits, 8);  // 8.0 normalizes to 8
+  EXPECT_EQ(m.group_size, 64);
+  ASSERT_TRUE(m.gate);
+  EXPECT_EQ(m.gate->suite, "suite");
+  EXPECT_EQ(r->find_target("fused_4bit")->model().fusion, Fusion::kInplace);
+  EXPECT_FALSE(r->find_target("convert")->is_model());
+  EXPECT_EQ(r->find_source("lora")->path, (m_dir.path() / "adapters/a").lexically_normal());
+}
+
+TEST_F(RecipeTest, UnknownKeySuggestsTheClosest) {
+  expect_error("targets:\n  t:\n    base: x\n    adaptors: [y]\n", 4, 5, "did you mean 'adapters'");
+}
+
+TEST_F(RecipeTest, UnknownTopLevelKey) { expect_error("target:\n  t: {}\n", 1, 1, "did you mean 'targets'"); }
+
+TEST_F(RecipeTest, WrongTypes) {
+  const std::string pre = "sources:\n  b: models/base\ntargets:\n  t:\n    base: b\n";
+  expect_error(pre + "    bits: eight\n", 6, 11, "'bits' must be an integer");
+  expect_error(pre + "    bits: 7\n", 6, 11, "bits must be 2, 3, 4, 5, 6, 8");
+  expect_error(pre + "    bits: 8.5\n", 6, 11, "'bits' must be an integer");
+  expect_error(pre + "    bits: \"8\"\n", 6, 11, "'bits' must be an integer");
+  expect_error(pre + "    group_size: 48\n", 6, 17, "group_size must be 32, 64 or 128");
+  expect_error(pre + "    adapters: {a: 1}\n", 6, 15, "'adapters' must be a string or a list");
+  expect_error(pre + "    gate: {suite: b, min_accuracy: 1.5}\n", 6, 36, "between 0 and 1");
+  expect_error(pre + "    fusion: dequantise\n", 6, 13, "did you mean 'dequantize'");
+}
+
+TEST_F(RecipeTest, MissingSourceNamesThePath) {
+  expect_error("sources:\n  b: models/nothere\ntargets:\n  t: {base: b}\n", 2, 6, "does not exist");
+}
+
+TEST_F(RecipeTest, UnknownReferenceSuggests) {
+  expect_error("sources:\n  base_4bit: models/base\ntargets:\n  t:\n    base: base_4bt\n", 5, 11,
+               "did you mean 'base_4bit'");
+}
+
+TEST_F(RecipeTest, CyclesAreRejected) {
+  auto r = parse("targets:\n  a: {base: b}\n  b: {base: c}\n  c: {base: a}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(exit_code_for(r.error().code), 2);
+  EXPECT_NE(r.error().message.find("dependency cycle: a -> b -> c -> a"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().where.find("modelbuild.yaml:"), std::string::npos);
+}
+
+TEST_F(RecipeTest, DuplicateNames) {
+  expect_error("sources:\n  b: models/base\ntargets:\n  t: {base: b}\n  t: {base: b}\n", 5, 3, "duplicate key 't'");
+  expect_error("sources:\n  b: models/base\ntargets:\n  b: {base: b}\n", 4, 3, "both a source and a target");
+}
+
+TEST_F(RecipeTest, MeaninglessCombinations) {
+  const std::string pre = "sources:\n  b: models/base\n  a: adapters/a\ntargets:\n  t:\n    base: b\n    adapters: [a]\n";
+  expect_error(pre + "    fusion: inplace\n    bits: 8\n", 9, 11, "inplace keeps the base's own bits");
+  expect_error(pre + "    fusion: none\n    bits: 8\n", 9, 11, "nothing to quantize");
+}
+
+TEST_F(RecipeTest, SyntaxErrorHasAPosition) {
+  auto r = parse("targets:\n  t: [unclosed\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().where.find("modelbuild.yaml:"), std::string::npos);
+  EXPECT_NE(r.error().message.find("YAML syntax error"), std::string::npos);
+}
+
+TEST_F(RecipeTest, CommandTargetNeedsOutputs) {
+  expect_error("targets:\n  c:\n    command: [echo]\n", 3, 5, "needs 'outputs'");
+  expect_error("targets:\n  c:\n    command: [echo]\n    outputs: [../escape]\n", 4, 14, "relative path inside");
+}
+
+TEST(DidYouMean, PicksCloseWordsOnly) {
+  EXPECT_EQ(did_you_mean("adaptors", {"adapters", "base"}), "adapters");
+  EXPECT_EQ(did_you_mean("zzzzzz", {"adapters", "base"}), "");
+}
+
+}  // namespace
+}  // namespace mb

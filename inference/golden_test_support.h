@@ -1,0 +1,32 @@
+#pragma once
+// Test helpers shared by the inference tests: where the golden data lives
+// (tests/golden, made by tests/reference/make_golden.py), and loading a
+// golden model with runtime adapters through the engine's own loaders.
+#include <cstdlib>
+#include <filesystem>
+#include <vector>
+
+#include "inference/adapter_loader.h"
+#include "inference/lora.h"
+#include "inference/model.h"
+
+namespace mb::inference {
+
+inline std::filesystem::path golden_root() {
+  const char* env = std::getenv("MODELBUILD_SOURCE_DIR");
+  std::filesystem::path src = env ? env : MODELBUILD_SOURCE_DIR;
+  return src / "tests" / "golden";
+}
+
+inline Result<Model> load_test_model(const std::filesystem::path& dir,
+                                     const std::vector<std::filesystem::path>& adapters) {
+  auto fs = make_real_file_system();
+  MB_ASSIGN(Model m, load_model(*fs, dir));
+  for (const auto& a : adapters) {
+    MB_ASSIGN(auto modules, load_adapter(*fs, a));
+    MB_TRY(attach_adapter(m, std::move(modules), a.string()));
+  }
+  return m;
+}
+
+}  // namespace mb::inference

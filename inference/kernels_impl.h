@@ -1,0 +1,63 @@
+#pragma once
+// Internal to kernels*.cc: the per-row primitives behind matmul(), in two
+// implementations with the same summation order (see kernels.h): portable C++
+// and AVX2 (x86-64 only, chosen at run time).
+//
+// Decode primitives read packed codes in place for 1 or 2 rows and one token.
+// Tile primitives take one row already unpacked to float codes (in prepared
+// order) and run it against many tokens, so unpacking is paid once per row.
+// Decode reads scales and biases in their stored type; tiles take them as
+// float arrays converted once per row by the caller.
+#include <cstddef>
+#include <cstdint>
+
+#include "inference/kernels.h"
+
+namespace mb::inference::detail {
+
+struct AffineRow {
+  const uint8_t* codes = nullptr;  // packed 4-bit (decode_q4) or one byte per code
+  const std::byte* scales = nullptr;  // this row's groups, of type `dtype`
+  const std::byte* biases = nullptr;
+  FloatType dtype = FloatType::kBF16;
+  float scale(int64_t g) const { return load_float(scales, dtype, g); }
+  float bias(int64_t g) const { return load_float(biases, dtype, g); }
+};
+
+struct Kernels {
+  // y[i] for rows[i], i < n_rows (1 or 2). xp: prepared x; xsum: group sums.
+  void (*decode_q4)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp,
+                    const float* xsum, float* y);
+  void (*decode_q8)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp,
+                    const float* xsum, float* y);
+  // Float rows of type `t` (1 or 2 rows).
+  void (*decode_float)(const std::byte* const* rows, int n_rows, FloatType t, int64_t cols, const float* x,
+                       float* y);
+  // One unpacked affine row (codes as floats) against n_tok tokens.
+  void (*tile_affine)(const float* qf, const float* scales, const float* biases, int64_t cols, int gs,
+                      const float* xp, int64_t xp_stride, const float* xsum, int64_t xsum_stride, int64_t n_tok,
+                      float* y, int64_t y_stride);
+  // One f32 row against n_tok tokens.
+  void (*tile_float)(const float* w, int64_t cols, const float* x, int64_t x_stride, int64_t n_tok, float* y,
+                     int64_t y_stride);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // Codes of one row as floats in prepared order: 4-bit (n codes from n/2
+  // bytes) and 8-bit.
+  void (*unpack_q4)(const uint8_t* p, int64_t n, float* out);
+  void (*unpack_q8)(const uint8_t* p, int64_t n, float* out);
+};
+
+const Kernels& portable_kernels();
+// nullptr when the CPU (or the build target) has no AVX2/F16C.
+const Kernels* avx2_kernels();
+
+// The fixed reduction tree of 16 lanes.
+inline float reduce16(const float* t) {
+  float v[8], u[4];
+  for (int l = 0; l < 8; ++l) v[l] = t[l] + t[l + 8];
+  for (int l = 0; l < 4; ++l) u[l] = v[l] + v[l + 4];
+  float w0 = u[0] + u[2], w1 = u[1] + u[3];
+  return w0 + w1;
+}
+
+}  // namespace mb::inference::detail

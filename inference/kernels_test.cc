@@ -1,0 +1,262 @@
+#include "inference/kernels.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace mb::inference {
+namespace {
+
+// An LSB-first bitstream packer (mlx-formats §2.1), independent of the
+// kernels' unpacking code.
+std::vector<uint8_t> pack_codes(const std::vector<int>& codes, int bits) {
+  std::vector<uint8_t> out((codes.size() * bits + 7) / 8, 0);
+  for (size_t i = 0; i < codes.size(); ++i)
+    for (int b = 0; b < bits; ++b)
+      if (codes[i] >> b & 1) {
+        size_t bit = i * bits + b;
+        out[bit / 8] |= static_cast<uint8_t>(1u << (bit % 8));
+      }
+  return out;
+}
+
+std::vector<uint32_t> as_words(const std::vector<uint8_t>& bytes) {
+  std::vector<uint32_t> w(bytes.size() / 4);
+  std::memcpy(w.data(), bytes.data(), w.size() * 4);
+  return w;
+}
+
+uint16_t to_bf16(float f) {  // round to nearest even
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fff + ((u >> 16) & 1);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+uint16_t to_f16(float f) {  // normal range only, truncating: good enough for test data
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint32_t sign = (u >> 16) & 0x8000;
+  int exp = static_cast<int>((u >> 23) & 0xff) - 127 + 15;
+  if (exp <= 0) return static_cast<uint16_t>(sign);
+  return static_cast<uint16_t>(sign | (exp << 10) | ((u >> 13) & 0x3ff));
+}
+
+TEST(Kernels, PackerMatchesMlxTestVectors) {
+  // mlx-formats.md §2.4: 32 codes q_i = i mod 2^b.
+  auto words = [](int bits) {
+    std::vector<int> codes(32);
+    for (int i = 0; i < 32; ++i) codes[i] = i % (1 << bits);
+    return as_words(pack_codes(codes, bits));
+  };
+  EXPECT_EQ(words(2), (std::vector<uint32_t>{0xE4E4E4E4, 0xE4E4E4E4}));
+  EXPECT_EQ(words(3), (std::vector<uint32_t>{0x88FAC688, 0xC688FAC6, 0xFAC688FA}));
+  EXPECT_EQ(words(4), (std::vector<uint32_t>{0x76543210, 0xFEDCBA98, 0x76543210, 0xFEDCBA98}));
+  EXPECT_EQ(words(5), (std::vector<uint32_t>{0x8A418820, 0xC5A92839, 0xCA307B9A, 0x38BDAB49, 0xFFBBCDEB}));
+  EXPECT_EQ(words(6),
+            (std::vector<uint32_t>{0x440C2040, 0xA2481C61, 0x3CE34C2C, 0x544D2450, 0xA6585D65, 0x7DE75C6D}));
+}
+
+TEST(Kernels, FloatConversions) {
+  EXPECT_EQ(bf16_to_f32(0x3FA0), 1.25f);
+  EXPECT_EQ(f16_to_f32(0x3C00), 1.0f);
+  EXPECT_EQ(f16_to_f32(0xBC00), -1.0f);
+  EXPECT_EQ(f16_to_f32(0x2E66), 0.0999755859375f);
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(f16_to_f32(0x8002), -std::ldexp(1.0f, -23));
+  EXPECT_TRUE(std::isinf(f16_to_f32(0x7C00)));
+}
+
+// A random matrix in one storage format plus its exact f32 values.
+struct TestMatrix {
+  WeightMatrix w;
+  std::vector<uint8_t> data, scales, biases;
+  std::vector<float> dense;     // dequantized values (s*q + b in f32)
+  std::vector<float> magnitude;  // per-element |contribution| scale for error bounds
+};
+
+TestMatrix make_float(int64_t rows, int64_t cols, FloatType t, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0, 1);
+  TestMatrix m;
+  m.w = {rows, cols, WeightFormat::kFloat, t};
+  m.data.resize(rows * cols * float_type_size(t));
+  m.dense.resize(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    float v = nd(rng);
+    if (t == FloatType::kF32) {
+      std::memcpy(m.data.data() + 4 * i, &v, 4);
+    } else {
+      uint16_t h = t == FloatType::kBF16 ? to_bf16(v) : to_f16(v);
+      std::memcpy(m.data.data() + 2 * i, &h, 2);
+    }
+    m.dense[i] = load_float(reinterpret_cast<const std::byte*>(m.data.data()), t, i);
+  }
+  m.magnitude = m.dense;
+  m.w.data = reinterpret_cast<const std::byte*>(m.data.data());
+  return m;
+}
+
+TestMatrix make_affine(int64_t rows, int64_t cols, int bits, int gs, FloatType t, std::mt19937& rng) {
+  std::uniform_int_distribution<int> code(0, (1 << bits) - 1);
+  std::normal_distribution<float> nd(0, 1);
+  TestMatrix m;
+  m.w = {rows, cols, WeightFormat::kAffine, t, bits, gs};
+  const int64_t groups = cols / gs;
+  const size_t es = float_type_size(t);
+  m.scales.resize(rows * groups * es);
+  m.biases.resize(rows * groups * es);
+  m.dense.resize(rows * cols);
+  m.magnitude.resize(rows * cols);
+  auto put = [&](std::vector<uint8_t>& v, int64_t i, float f) {
+    if (t == FloatType::kF32) {
+      std::memcpy(v.data() + 4 * i, &f, 4);
+    } else {
+      uint16_t h = t == FloatType::kBF16 ? to_bf16(f) : to_f16(f);
+      std::memcpy(v.data() + 2 * i, &h, 2);
+    }
+    return load_float(reinterpret_cast<const std::byte*>(v.data()), t, i);
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int> codes(cols);
+    for (auto& c : codes) c = code(rng);
+    auto packed = pack_codes(codes, bits);
+    m.data.insert(m.data.end(), packed.begin(), packed.end());
+    for (int64_t g = 0; g < groups; ++g) {
+      float s = put(m.scales, r * groups + g, nd(rng) * 0.1f);
+      float b = put(m.biases, r * groups + g, nd(rng));
+      for (int64_t c = g * gs; c < (g + 1) * gs; ++c) {
+        m.dense[r * cols + c] = s * static_cast<float>(codes[c]) + b;
+        m.magnitude[r * cols + c] = std::fabs(s * static_cast<float>(codes[c])) + std::fabs(b);
+      }
+    }
+  }
+  m.w.data = reinterpret_cast<const std::byte*>(m.data.data());
+  m.w.scales = reinterpret_cast<const std::byte*>(m.scales.data());
+  m.w.biases = reinterpret_cast<const std::byte*>(m.biases.data());
+  return m;
+}
+
+std::vector<float> random_x(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> x(n);
+  for (auto& v : x) v = nd(rng);
+  return x;
+}
+
+// Compares matmul with a float64 product of the dequantized values. Rounding
+// error of f32 sums in the 16-lane order is at most about (cols/16 + 6) * 2^-24
+// of the sum of absolute terms (< 2e-6 for cols <= 256); 1e-5 leaves margin.
+constexpr double k_rel_tol = 1e-5;
+
+void check_against_reference(const TestMatrix& m, int64_t n_tok, ThreadPool& pool, std::mt19937& rng) {
+  const int64_t rows = m.w.rows, cols = m.w.cols;
+  auto x = random_x(n_tok * cols, rng);
+  std::vector<float> y(n_tok * rows);
+  matmul(m.w, x.data(), n_tok, y.data(), pool);
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = 0, mag = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        ref += static_cast<double>(m.dense[r * cols + c]) * x[t * cols + c];
+        mag += std::fabs(static_cast<double>(m.magnitude[r * cols + c]) * x[t * cols + c]);
+      }
+      ASSERT_NEAR(y[t * rows + r], ref, k_rel_tol * mag) << m.w.describe() << " row " << r << " token " << t;
+    }
+}
+
+TEST(Kernels, FloatMatmulMatchesReference) {
+  std::mt19937 rng(1);
+  ThreadPool pool(2);
+  for (FloatType t : {FloatType::kF32, FloatType::kBF16, FloatType::kF16})
+    for (int64_t cols : {1, 7, 16, 40, 96}) {
+      auto m = make_float(13, cols, t, rng);
+      for (int64_t n : {1, 3, 9}) check_against_reference(m, n, pool, rng);
+    }
+}
+
+TEST(Kernels, AffineMatmulMatchesReference) {
+  std::mt19937 rng(2);
+  ThreadPool pool(2);
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int gs : {32, 64, 128})
+      for (FloatType t : {FloatType::kBF16, FloatType::kF16, FloatType::kF32}) {
+        auto m = make_affine(11, 256, bits, gs, t, rng);
+        for (int64_t n : {1, 5}) check_against_reference(m, n, pool, rng);
+      }
+}
+
+TEST(Kernels, GatherRowDequantizesExactly) {
+  std::mt19937 rng(3);
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
+    auto m = make_affine(5, 128, bits, 32, FloatType::kBF16, rng);
+    std::vector<float> row(128);
+    for (int64_t r = 0; r < 5; ++r) {
+      gather_row(m.w, r, row.data());
+      for (int64_t c = 0; c < 128; ++c) ASSERT_EQ(row[c], m.dense[r * 128 + c]) << bits << " bits";
+    }
+  }
+}
+
+// Runs every product of one matrix three ways that must agree bit for bit:
+// token by token (decode), all tokens at once (prefill), with 1 and 3 threads.
+void check_bit_identical(const WeightMatrix& w, std::mt19937& rng) {
+  const int64_t n_tok = 11;
+  auto x = random_x(n_tok * w.cols, rng);
+  ThreadPool one(1), three(3);
+  std::vector<float> prefill(n_tok * w.rows), prefill3(n_tok * w.rows), decode(n_tok * w.rows);
+  matmul(w, x.data(), n_tok, prefill.data(), one);
+  matmul(w, x.data(), n_tok, prefill3.data(), three);
+  for (int64_t t = 0; t < n_tok; ++t) matmul(w, x.data() + t * w.cols, 1, decode.data() + t * w.rows, three);
+  EXPECT_EQ(std::memcmp(prefill.data(), prefill3.data(), prefill.size() * 4), 0) << w.describe();
+  EXPECT_EQ(std::memcmp(prefill.data(), decode.data(), prefill.size() * 4), 0) << w.describe();
+}
+
+TEST(Kernels, DecodePrefillAndThreadCountsAreBitIdentical) {
+  std::mt19937 rng(4);
+  for (FloatType t : {FloatType::kF32, FloatType::kBF16, FloatType::kF16})
+    check_bit_identical(make_float(37, 72, t, rng).w, rng);
+  for (int bits : {2, 3, 4, 5, 6, 8}) check_bit_identical(make_affine(37, 192, bits, 64, FloatType::kBF16, rng).w, rng);
+}
+
+TEST(Kernels, SimdAndPortableAreBitIdentical) {
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  std::vector<TestMatrix> ms;
+  ms.push_back(make_float(9, 75, FloatType::kBF16, rng));
+  ms.push_back(make_float(9, 64, FloatType::kF16, rng));
+  ms.push_back(make_float(9, 33, FloatType::kF32, rng));
+  for (int bits : {3, 4, 8}) ms.push_back(make_affine(9, 128, bits, 32, FloatType::kF16, rng));
+  for (const auto& m : ms)
+    for (int64_t n : {1, 6}) {
+      auto x = random_x(n * m.w.cols, rng);
+      std::vector<float> a(n * m.w.rows), b(n * m.w.rows);
+      force_portable_kernels(true);
+      matmul(m.w, x.data(), n, a.data(), pool);
+      force_portable_kernels(false);
+      matmul(m.w, x.data(), n, b.data(), pool);
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << m.w.describe() << " isa " << kernel_isa();
+    }
+  auto u = random_x(77, rng), v = random_x(77, rng);
+  force_portable_kernels(true);
+  float d1 = dot_f32(u.data(), v.data(), 77);
+  force_portable_kernels(false);
+  EXPECT_EQ(d1, dot_f32(u.data(), v.data(), 77));
+}
+
+TEST(ThreadPool, CoversEveryIndexOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 2, 17, 1000}) {
+    std::vector<std::atomic<int>> hits(n);
+    for (int rep = 0; rep < 20; ++rep)
+      pool.parallel_for(n, 3, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 20);
+  }
+}
+
+}  // namespace
+}  // namespace mb::inference

@@ -1,0 +1,21 @@
+#pragma once
+// GateRule ("gate"): runs a suite against an artifact and stores the verdict.
+//
+// Inputs: "model" (a model directory), "adapter.N" (adapters applied at run
+// time, for fusion: none targets), "suite" (the suite file). Params:
+// {"runner": …}. Output: gate.json; the report is the gate report (accuracy,
+// per-case verdicts with raw responses, timings). The step succeeds whenever
+// the suite ran, whatever the accuracy: the verdict is a result worth caching,
+// and thresholds are checked by the engine against the report.
+#include "graph/rule.h"
+
+namespace mb {
+
+class GateRule : public Rule {
+ public:
+  std::string_view kind() const override { return "gate"; }
+  int algorithm_version() const override { return 1; }
+  Status run(StepContext& ctx) const override;
+};
+
+}  // namespace mb

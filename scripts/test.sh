@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's second command: install dependencies, build everything
+# (benchmarks included, so they keep compiling), and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 600

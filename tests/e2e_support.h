@@ -1,0 +1,58 @@
+#pragma once
+// Helpers for end-to-end tests: run the real `modelbuild` binary in a
+// temporary project directory and look at its exit status and output.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/subprocess.h"
+#include "base/temp_dir.h"
+
+namespace mb::e2e {
+
+inline fs::path binary() {
+  const char* bin = std::getenv("MODELBUILD_BIN");
+  return bin ? fs::path(bin) : fs::path(MODELBUILD_SOURCE_DIR) / "build" / "modelbuild";
+}
+
+inline fs::path source_dir() {
+  const char* dir = std::getenv("MODELBUILD_SOURCE_DIR");
+  return dir ? fs::path(dir) : fs::path(MODELBUILD_SOURCE_DIR);
+}
+
+struct CliRun {
+  int code = -1;
+  std::string output;  // stdout + stderr
+  std::string out;     // stdout only
+};
+
+inline CliRun modelbuild(const fs::path& dir, std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(300)) {
+  args.insert(args.begin(), binary().string());
+  SubprocessOptions opts;
+  opts.cwd = dir;
+  opts.timeout = timeout;
+  opts.env["MODELBUILD_CACHE"] = "";
+  auto r = run_subprocess(args, opts);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().to_string());
+  if (!r.ok()) return {};
+  EXPECT_FALSE(r->timed_out) << "modelbuild timed out: " << r->output;
+  return CliRun{r->exit_code, r->output, r->stdout_text};
+}
+
+inline void write_file(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace mb::e2e
