@@ -226,7 +226,8 @@ class RealFileSystem : public FileSystem {
   }
 
   Status hard_link(const fs::path& from, const fs::path& to) override {
-    if (::link(from.c_str(), to.c_str()) != 0) return os_error(to, "link", errno);
+    // Follow a symlinked source (e.g. a Hugging Face cache snapshot) to its target.
+    if (::linkat(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), AT_SYMLINK_FOLLOW) != 0) return os_error(to, "link", errno);
     return {};
   }
   Status reflink(const fs::path& from, const fs::path& to) override {

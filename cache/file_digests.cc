@@ -193,8 +193,12 @@ Status FileDigestCache::save() {
 std::optional<FileDigestCache::Entry> FileDigestCache::reusable_locked(const std::string& key, const FileStat& st) {
   m_used.insert(key);
   auto it = m_entries.find(key);
-  if (it == m_entries.end() || !same_fingerprint(it->second, st) ||
-      it->second.mtime_ns + k_racy_margin_ns > it->second.hashed_at_ns) {
+  if (it == m_entries.end() || !same_fingerprint(it->second, st)) return std::nullopt;
+  // A racily clean entry is re-verified by the next process (its persisted
+  // entry stays racy), but not again within this one: the steps of one build
+  // often read the same input several times, and a multi-GB adapter must not
+  // be hashed once per reader.
+  if (it->second.mtime_ns + k_racy_margin_ns > it->second.hashed_at_ns && !m_hashed_here.count(key)) {
     return std::nullopt;
   }
   ++m_stats.files_reused;
@@ -228,6 +232,7 @@ Result<FileDigestCache::Entry> FileDigestCache::entry_for(const fs::path& abs) {
     m_hashed.push_back(abs);
     if (stable) {
       m_entries[key] = e;
+      m_hashed_here.insert(key);
       m_dirty = true;
       return e;
     }

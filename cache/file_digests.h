@@ -109,6 +109,7 @@ class FileDigestCache {
   mutable std::mutex m_mu;
   std::unordered_map<std::string, Entry> m_entries;  // by absolute path
   std::unordered_set<std::string> m_used;            // paths looked up by this process
+  std::unordered_set<std::string> m_hashed_here;     // paths this process hashed itself
   bool m_dirty = false;
   FileDigestStats m_stats;
   std::vector<fs::path> m_hashed;

@@ -5,8 +5,10 @@
 namespace mb::gate {
 namespace {
 
+using OJson = nlohmann::ordered_json;
+
 // Parses a call object; returns false (with a note) when it is not one.
-bool as_call(const nlohmann::json& j, ToolCall* out, std::string* note) {
+bool as_call(const OJson& j, ToolCall* out, std::string* note) {
   if (!j.is_object()) {
     *note = "not a JSON object";
     return false;
@@ -19,9 +21,9 @@ bool as_call(const nlohmann::json& j, ToolCall* out, std::string* note) {
     *note = fmt::format("call to '{}' has no \"arguments\"", j["name"].get<std::string>());
     return false;
   }
-  nlohmann::json args = j["arguments"];
+  OJson args = j["arguments"];
   if (args.is_string()) {  // OpenAI style: arguments as a JSON string
-    args = nlohmann::json::parse(args.get<std::string>(), nullptr, false);
+    args = OJson::parse(args.get<std::string>(), nullptr, false);
     if (args.is_discarded()) {
       *note = "\"arguments\" is a string that is not JSON";
       return false;
@@ -31,7 +33,7 @@ bool as_call(const nlohmann::json& j, ToolCall* out, std::string* note) {
     *note = "\"arguments\" is not an object";
     return false;
   }
-  out->name = j["name"];
+  out->name = j["name"].get<std::string>();
   out->arguments = std::move(args);
   return true;
 }
@@ -54,35 +56,18 @@ size_t object_end(const std::string& text, size_t start) {
   return std::string::npos;
 }
 
-void qwen_calls(const std::string& text, Classification& k) {
-  const std::string open = "<tool_call>", close = "</tool_call>";
-  size_t pos = 0;
-  while ((pos = text.find(open, pos)) != std::string::npos) {
-    size_t body = pos + open.size();
-    size_t end = text.find(close, body);
-    std::string inner = text.substr(body, end == std::string::npos ? std::string::npos : end - body);
-    auto j = nlohmann::json::parse(inner, nullptr, false);
-    if (j.is_discarded()) {
-      // Trailing text after a complete object (e.g. the limit cut the close tag)?
-      size_t brace = inner.find('{');
-      size_t stop = brace == std::string::npos ? std::string::npos : object_end(inner, brace);
-      if (stop != std::string::npos) j = nlohmann::json::parse(inner.substr(brace, stop - brace), nullptr, false);
-    }
-    ToolCall call;
-    std::string note;
-    if (j.is_discarded()) k.notes.push_back("malformed JSON inside <tool_call>: not counted as a call");
-    else if (as_call(j, &call, &note)) k.calls.push_back(std::move(call));
-    else k.notes.push_back("<tool_call> without a valid call: " + note);
-    if (end == std::string::npos) break;
-    pos = end + close.size();
-  }
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
 }
 
 void json_calls(const std::string& text, Classification& k) {
   for (size_t pos = text.find('{'); pos != std::string::npos; pos = text.find('{', pos + 1)) {
     size_t stop = object_end(text, pos);
     if (stop == std::string::npos) break;
-    auto j = nlohmann::json::parse(text.substr(pos, stop - pos), nullptr, false);
+    auto j = OJson::parse(text.substr(pos, stop - pos), nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("name")) continue;
     ToolCall call;
     std::string note;
@@ -97,6 +82,41 @@ void json_calls(const std::string& text, Classification& k) {
 
 }  // namespace
 
+QwenToolCalls parse_qwen_tool_calls(const std::string& text) {
+  const std::string open = "<tool_call>", close = "</tool_call>";
+  QwenToolCalls out;
+  std::string outside;  // text with the valid blocks cut out
+  size_t copied = 0, pos = 0;
+  while ((pos = text.find(open, pos)) != std::string::npos) {
+    size_t body = pos + open.size();
+    size_t end = text.find(close, body);
+    size_t block_end = end == std::string::npos ? text.size() : end + close.size();
+    std::string inner = text.substr(body, end == std::string::npos ? std::string::npos : end - body);
+    auto j = OJson::parse(inner, nullptr, false);
+    if (j.is_discarded()) {
+      // Trailing text after a complete object (e.g. the limit cut the close tag)?
+      size_t brace = inner.find('{');
+      size_t stop = brace == std::string::npos ? std::string::npos : object_end(inner, brace);
+      if (stop != std::string::npos) j = OJson::parse(inner.substr(brace, stop - brace), nullptr, false);
+    }
+    ToolCall call;
+    std::string note;
+    if (j.is_discarded()) {
+      out.notes.push_back("malformed JSON inside <tool_call>: not counted as a call");
+    } else if (as_call(j, &call, &note)) {
+      out.calls.push_back(std::move(call));
+      outside += text.substr(copied, pos - copied);
+      copied = block_end;
+    } else {
+      out.notes.push_back("<tool_call> without a valid call: " + note);
+    }
+    pos = block_end;
+  }
+  outside += text.substr(std::min(copied, text.size()));
+  out.content = trim(outside);
+  return out;
+}
+
 Classification classify(const std::string& text, const nlohmann::json& structured, const ClassifyRule& rule,
                         const std::vector<std::string>& known_tools) {
   Classification k;
@@ -104,14 +124,16 @@ Classification classify(const std::string& text, const nlohmann::json& structure
     for (const auto& tc : structured) {
       ToolCall call;
       std::string note;
-      const nlohmann::json& fn = tc.contains("function") ? tc["function"] : tc;
+      const OJson fn(tc.is_object() && tc.contains("function") ? tc["function"] : tc);
       if (as_call(fn, &call, &note)) k.calls.push_back(std::move(call));
       else k.notes.push_back("tool_calls entry that is not a call: " + note);
     }
     if (!k.calls.empty()) k.form = "openai";
   }
   if (k.calls.empty() && rule.qwen) {
-    qwen_calls(text, k);
+    QwenToolCalls q = parse_qwen_tool_calls(text);
+    k.calls = std::move(q.calls);
+    k.notes.insert(k.notes.end(), q.notes.begin(), q.notes.end());
     if (!k.calls.empty()) k.form = "qwen";
   }
   if (k.calls.empty() && rule.json && text.find("<tool_call>") == std::string::npos) {
@@ -132,6 +154,7 @@ bool case_passes(const Case& c, const Classification& k, std::string* why) {
   }
   if (!k.is_tool_call) {
     *why = "answered directly instead of calling a tool";
+    if (!k.notes.empty()) *why += " (" + k.notes.front() + ")";
     return false;
   }
   if (!c.tool.empty()) {

@@ -27,7 +27,7 @@ namespace mb::gate {
 
 struct ToolCall {
   std::string name;
-  nlohmann::json arguments;
+  nlohmann::ordered_json arguments;  // an object, in the model's key order
 };
 
 struct Classification {
@@ -43,5 +43,16 @@ Classification classify(const std::string& text, const nlohmann::json& structure
 
 // Whether the classification satisfies the case; `why` says what went wrong.
 bool case_passes(const Case& c, const Classification& k, std::string* why);
+
+// Qwen2.5's <tool_call> blocks in a model's output, as a server turns them
+// into OpenAI tool_calls: the valid calls in order, the text outside those
+// blocks (trimmed; a malformed block stays in it, so nothing the model said
+// is lost), and notes on blocks that were not calls.
+struct QwenToolCalls {
+  std::vector<ToolCall> calls;
+  std::string content;
+  std::vector<std::string> notes;
+};
+QwenToolCalls parse_qwen_tool_calls(const std::string& text);
 
 }  // namespace mb::gate

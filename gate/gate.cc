@@ -49,7 +49,8 @@ nlohmann::json GateReport::to_json() const {
                   {"seconds", c.seconds},
                   {"tokens", c.tokens}});
   }
-  return {{"suite", suite},
+  return {{"version", 1},
+          {"suite", suite},
           {"runner", runner},
           {"accuracy", accuracy()},
           {"passed", passed()},
@@ -60,6 +61,39 @@ nlohmann::json GateReport::to_json() const {
           {"cases", cs}};
 }
 
+Result<GateReport> GateReport::from_json(const nlohmann::json& j) {
+  auto corrupt = [](const std::string& why) { return make_error(Errc::kCorrupt, "gate report", "{}", why); };
+  if (!j.is_object()) return corrupt("not a JSON object");
+  if (j.contains("version") && j["version"] != 1) return corrupt(fmt::format("unknown version {}", j["version"].dump()));
+  if (!j.contains("cases") || !j["cases"].is_array()) return corrupt("no 'cases' list");
+  GateReport r;
+  try {
+    r.suite = j.value("suite", std::string());
+    r.runner = j.value("runner", nlohmann::json());
+    r.load_seconds = j.value("load_seconds", 0.0);
+    for (const auto& c : j["cases"]) {
+      CaseVerdict v;
+      v.prompt = c.at("prompt").get<std::string>();
+      const std::string expected = c.at("expected").get<std::string>();
+      if (expected != "tool" && expected != "direct") return corrupt(fmt::format("expected '{}'", expected));
+      v.expected = expected == "tool" ? Expect::kTool : Expect::kDirect;
+      v.called_tool = c.at("got").get<std::string>() == "tool";
+      v.tools_called = c.value("tools_called", std::vector<std::string>());
+      v.passed = c.at("passed").get<bool>();
+      v.why = c.value("why", std::string());
+      v.response = c.at("response").get<std::string>();
+      v.form = c.value("form", std::string());
+      v.notes = c.value("notes", std::vector<std::string>());
+      v.seconds = c.value("seconds", 0.0);
+      v.tokens = c.value("tokens", 0);
+      r.cases.push_back(std::move(v));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return corrupt(e.what());
+  }
+  return r;
+}
+
 std::string GateReport::render(bool failures_only) const {
   std::string out;
   for (const auto& c : cases) {
@@ -68,6 +102,7 @@ std::string GateReport::render(bool failures_only) const {
     if (first.size() > 70) first = first.substr(0, 67) + "...";
     out += fmt::format("  {} \"{}\" expected {} got {} | {}\n", c.passed ? "ok  " : "FAIL", c.prompt,
                        expect_name(c.expected), c.called_tool ? "tool" : "direct", first);
+    if (!c.passed && !c.why.empty()) out += fmt::format("       {}\n", c.why);
   }
   return out;
 }
@@ -79,6 +114,7 @@ Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::
   report.runner = canonical_runner(runner_config);
   report.load_seconds = runner.load_seconds();
   const auto tools = suite.tool_names();
+  reporter.progress(label, 0, suite.cases.size(), "cases");
   for (size_t i = 0; i < suite.cases.size(); ++i) {
     const Case& c = suite.cases[i];
     MB_ASSIGN(RunnerReply reply, runner.respond(suite, c));
@@ -104,6 +140,24 @@ Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::
     report.cases.push_back(std::move(v));
   }
   return report;
+}
+
+}  // namespace mb::gate
+
+namespace mb::gate {
+
+Result<GateReport> run_gate(const FileSystem& fs, const Suite& suite, const RunnerTarget& target,
+                            const nlohmann::json& runner_config, Reporter& reporter, const std::string& label) {
+  MB_ASSIGN(auto runner, make_runner(fs, runner_config, target));
+  return run_gate(*runner, suite, runner_config, reporter, label);
+}
+
+Status check_thresholds(const GateReport& report, const GateThresholds& thresholds) {
+  if (report.cases.empty()) return make_error(Errc::kGateFailed, "gate", "suite '{}' has no cases", report.suite);
+  if (report.accuracy() + 1e-9 >= thresholds.min_accuracy) return {};
+  return make_error(Errc::kGateFailed, "gate", "accuracy {:.0f}% ({}/{}) is below the minimum {:.0f}% on suite '{}':\n{}",
+                    100 * report.accuracy(), report.passed(), report.cases.size(), 100 * thresholds.min_accuracy,
+                    report.suite, report.render(true));
 }
 
 }  // namespace mb::gate

@@ -25,7 +25,9 @@ class NativeRunner : public Runner {
     inference::GenerateOptions opts;
     opts.max_tokens = suite.max_tokens;
     auto start = std::chrono::steady_clock::now();
-    nlohmann::json tools = suite.tools.empty() ? nlohmann::json() : nlohmann::json::parse(suite.tools.dump());
+    // The tools keep the suite's key order only if the engine takes them as
+    // ordered_json; see the note in gate/server.h.
+    const nlohmann::ordered_json tools = suite.tools.empty() ? nlohmann::ordered_json() : suite.tools;
     MB_ASSIGN(inference::Generation g, m_engine->generate(messages, tools, opts));
     RunnerReply r;
     r.text = g.text;
@@ -41,26 +43,22 @@ class NativeRunner : public Runner {
 
 }  // namespace
 
-nlohmann::json canonical_runner(const nlohmann::json& config) {
-  nlohmann::json c = config.is_object() ? config : nlohmann::json::object();
-  if (!c.contains("type")) c["type"] = "native";
-  return c;  // nlohmann::json keeps object keys sorted
+std::unique_ptr<Runner> make_native_runner(std::unique_ptr<inference::Engine> engine) {
+  return std::make_unique<NativeRunner>(std::move(engine));
 }
 
 Result<std::unique_ptr<Runner>> make_runner(const FileSystem& fs, const nlohmann::json& config,
                                             const RunnerTarget& target) {
-  nlohmann::json c = canonical_runner(config);
-  std::string type = c["type"].is_string() ? c["type"].get<std::string>() : "";
-  if (type == "native") {
-    inference::LoadOptions lo;
-    lo.adapters = target.adapters;
-    lo.threads = target.threads;
-    MB_ASSIGN(auto engine, inference::Engine::load(fs, target.model_dir, lo));
-    return std::unique_ptr<Runner>(new NativeRunner(std::move(engine)));
-  }
+  MB_TRY(validate_runner_config(config));
+  const nlohmann::json c = config.is_object() ? config : nlohmann::json::object();
+  const std::string type = c.value("type", std::string("native"));
   if (type == "command") return make_command_runner(c, target);
   if (type == "openai") return make_openai_runner(c, target);
-  return make_error(Errc::kInvalidInput, "runner", "unknown runner type '{}' (native, command, openai)", type);
+  inference::LoadOptions lo;
+  lo.adapters = target.adapters;
+  lo.threads = target.threads;
+  MB_ASSIGN(auto engine, inference::Engine::load(fs, target.model_dir, lo));
+  return make_native_runner(std::move(engine));
 }
 
 }  // namespace mb::gate

@@ -42,14 +42,14 @@ void expect_error(const std::string& text, const std::string& where, const std::
 }
 
 TEST(Suite, ValidationErrorsNameLineAndColumn) {
-  expect_error("cases:\n  - {prompt: x, expect: tol}\n", "suite.yaml:2:27", "did you mean 'tool'");
+  expect_error("cases:\n  - {prompt: x, expect: tol}\n", "suite.yaml:2:25", "did you mean 'tool'");
   expect_error("cases:\n  - {prompt: x, expected: tool}\n", "suite.yaml:2:17", "unknown key 'expected'");
   expect_error("casse: []\n", "suite.yaml:1:1", "did you mean 'cases'");
   expect_error("cases: []\n", "suite.yaml:1:8", "non-empty list");
   expect_error("max_tokens: lots\ncases:\n  - {prompt: x, expect: direct}\n", "suite.yaml:1:13", "integer");
   expect_error("tools:\n  - {type: function, function: {name: a}}\ncases:\n  - {prompt: x, expect: tool, tool: b}\n",
-               "suite.yaml:4:36", "not among the suite's tools");
-  expect_error("cases:\n  - {prompt: x, expect: direct, tool: a}\n", "suite.yaml:2:38", "only makes sense");
+               "suite.yaml:4:37", "not among the suite's tools");
+  expect_error("cases:\n  - {prompt: x, expect: direct, tool: a}\n", "suite.yaml:2:39", "only makes sense");
 }
 
 TEST(Suite, CanonicalFormIgnoresFormatting) {

@@ -66,7 +66,7 @@ class FakeRule : public Rule {
         std::ofstream(ctx.output_dir / "partial.bin") << "half";
         ::kill(::getpid(), SIGKILL);
       }
-      ctx.report["retention"] = {{"overall", ctx.params["mode"] == "inplace" ? 0.05 : 0.99}};
+      ctx.report["retention"] = {{"retained", ctx.params["mode"] == "inplace" ? 0.05 : 0.99}};
       return {};
     }
     if (m_kind == "quantize") {
@@ -76,7 +76,7 @@ class FakeRule : public Rule {
     }
     if (m_kind == "retention") {
       std::ofstream(ctx.output_dir / "retention.json") << "0.97";
-      ctx.report["retention"] = {{"overall", 0.97}};
+      ctx.report["retention"] = {{"retained", 0.97}};
       return {};
     }
     if (m_kind == "gate") {

@@ -109,7 +109,7 @@ class Planner {
       int fuse = add_step("fuse", {{"mode", "inplace"}, {"quantizer", m.quantizer}}, in, t.name, "fuse");
       artifact = InputRef{"model", "", fuse};
       tp.retention_step = fuse;
-      if (min_retention) tp.checks.push_back({fuse, "/retention/overall", *min_retention, "delta retention"});
+      if (min_retention) tp.checks.push_back({fuse, "/retention/retained", *min_retention, "delta retention"});
     } else if (!adapters.empty()) {
       std::vector<InputRef> in = {base};
       in.insert(in.end(), adapters.begin(), adapters.end());
@@ -134,7 +134,7 @@ class Planner {
         }
         retention_step = add_step("retention", nlohmann::json::object(), rin, t.name, "retention");
         tp.retention_step = retention_step;
-        if (min_retention) tp.checks.push_back({retention_step, "/retention/overall", *min_retention, "delta retention"});
+        if (min_retention) tp.checks.push_back({retention_step, "/retention/retained", *min_retention, "delta retention"});
       }
         } else if (m.bits || m.dtype) {
       nlohmann::json bits = m.bits ? nlohmann::json(*m.bits) : nlohmann::json(nullptr);

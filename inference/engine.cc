@@ -5,7 +5,6 @@
 #include <chrono>
 #include <set>
 
-#include "inference/adapter_loader.h"
 #include "inference/chat_template.h"
 #include "inference/forward.h"
 #include "inference/generator.h"
@@ -118,8 +117,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const FileSystem& fs, const fs::pat
   MB_ASSIGN(TokenizerConfig tok_config, load_tokenizer_config(fs, model_dir, tokenizer));
   MB_ASSIGN(std::vector<int32_t> eos, load_end_of_generation_ids(fs, model_dir, tokenizer));
   for (const fs::path& a : options.adapters) {
-    MB_ASSIGN(std::vector<AdapterModule> modules, load_adapter(fs, a));
-    MB_TRY(attach_adapter(model, std::move(modules), a.string()));
+    MB_ASSIGN(Adapter adapter, load_adapter(fs, a));
+    MB_TRY(attach_adapter(model, std::make_shared<const Adapter>(std::move(adapter))));
   }
   if (tokenizer.vocab_size() > model.config.vocab_size)
     return Error{Errc::kInvalidInput, (model_dir / "tokenizer.json").string(),

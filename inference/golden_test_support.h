@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <vector>
 
-#include "inference/adapter_loader.h"
 #include "inference/lora.h"
 #include "inference/model.h"
 
@@ -23,8 +22,8 @@ inline Result<Model> load_test_model(const std::filesystem::path& dir,
   auto fs = make_real_file_system();
   MB_ASSIGN(Model m, load_model(*fs, dir));
   for (const auto& a : adapters) {
-    MB_ASSIGN(auto modules, load_adapter(*fs, a));
-    MB_TRY(attach_adapter(m, std::move(modules), a.string()));
+    MB_ASSIGN(Adapter adapter, load_adapter(*fs, a));
+    MB_TRY(attach_adapter(m, std::make_shared<const Adapter>(std::move(adapter))));
   }
   return m;
 }

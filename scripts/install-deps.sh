@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libyaml-cpp-dev libgit2-dev libssl-dev libfmt-dev libspdlog-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libpcre2-dev libcpp-httplib-dev
+  libpcre2-dev libcpp-httplib-dev libicu-dev
 )
 
 missing=()

@@ -1,0 +1,493 @@
+#include "tensors/fuse.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cmath>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "base/reporter.h"
+
+namespace mb {
+
+// ---- Threads and chunks -----------------------------------------------------
+
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const int64_t t = std::min<int64_t>(resolve_threads(threads), n);
+  if (t == 1) {
+    fn(0, n);
+    return;
+  }
+  const int64_t block = (n + t - 1) / t;
+  std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(t - 1));
+  for (int64_t w = 1; w < t; ++w) {
+    const int64_t begin = w * block, end = std::min(n, begin + block);
+    if (begin < end) workers.emplace_back([&fn, begin, end] { fn(begin, end); });
+  }
+  fn(0, std::min(n, block));
+  for (std::thread& th : workers) th.join();
+}
+
+int64_t row_chunk_rows(int64_t rows, int64_t cols) {
+  const int64_t per = std::max<int64_t>(1, k_chunk_elements / std::max<int64_t>(1, cols));
+  return std::min(std::max<int64_t>(rows, 1), per);
+}
+
+Status for_each_row_chunk(int64_t rows, int64_t cols, int threads,
+                          const std::function<Status(int64_t, int64_t, int64_t)>& fn) {
+  if (rows <= 0) return Status::ok_status();
+  const int64_t per = row_chunk_rows(rows, cols);
+  const int64_t chunks = (rows + per - 1) / per;
+  std::vector<Status> status(static_cast<size_t>(chunks));
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    for (int64_t c = next++; c < chunks && !failed; c = next++) {
+      const int64_t begin = c * per, end = std::min(rows, begin + per);
+      status[static_cast<size_t>(c)] = fn(c, begin, end);
+      if (!status[static_cast<size_t>(c)].ok()) failed = true;
+    }
+  };
+  const int64_t t = std::min<int64_t>(resolve_threads(threads), chunks);
+  std::vector<std::thread> workers;
+  for (int64_t i = 1; i < t; ++i) workers.emplace_back(worker);
+  worker();
+  for (std::thread& th : workers) th.join();
+  for (Status& s : status)
+    if (!s.ok()) return s;
+  return Status::ok_status();
+}
+
+// ---- Row arithmetic ---------------------------------------------------------
+
+namespace {
+
+// d[i] = d[i] + c·a[i], two roundings (the build forbids FMA contraction).
+// Vectorizing keeps every element's arithmetic identical.
+__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"))) void axpy(float c, const float* __restrict a,
+                                                                                 float* __restrict d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] += c * a[i];
+}
+
+}  // namespace
+
+void fuse_row(std::span<const LoraModule* const> modules, int64_t row, std::span<const float> w0,
+              std::span<float> out, std::span<float> scratch) {
+  const int64_t in = static_cast<int64_t>(w0.size());
+  assert(out.size() == w0.size() && scratch.size() >= w0.size());
+  std::copy(w0.begin(), w0.end(), out.begin());
+  float* delta = scratch.data();
+  for (const LoraModule* m : modules) {
+    if (m == nullptr) continue;
+    assert(m->in == in && row < m->out);
+    std::fill(delta, delta + in, 0.0f);
+    const float* b_row = m->b.data() + row * m->rank;
+    for (int64_t k = 0; k < m->rank; ++k) axpy(m->scale * b_row[k], m->a.data() + k * in, delta, in);
+    if (!m->is_dora()) {
+      for (int64_t i = 0; i < in; ++i) out[i] += delta[i];
+      continue;
+    }
+    double norm_sq = 0;
+    for (int64_t i = 0; i < in; ++i) {
+      out[i] += delta[i];
+      norm_sq += static_cast<double>(out[i]) * out[i];
+    }
+    const double norm = std::sqrt(norm_sq);
+    if (norm == 0) continue;  // an all-zero row has no direction to rescale
+    const double factor = m->magnitude[static_cast<size_t>(row)] / norm;
+    for (int64_t i = 0; i < in; ++i) out[i] = static_cast<float>(factor * out[i]);
+  }
+}
+
+// ---- Reading tensors as f32 rows ----------------------------------------------
+
+namespace {
+
+std::string shard_where(const ModelDir& model, std::string_view name) {
+  const int shard = model.weights().shard_of(name);
+  return shard < 0 ? model.dir().string() : model.weights().shards()[static_cast<size_t>(shard)]->where();
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
+void dequantize_rows_f32(std::span<const std::byte> packed, std::span<const std::byte> scales,
+                         std::span<const std::byte> biases, DType scales_dtype, int64_t cols, int bits,
+                         int group_size, std::span<float> out, WeightRows::Scratch& scratch) {
+  const int64_t rows = static_cast<int64_t>(out.size()) / cols;
+  const int64_t groups = cols / group_size;
+  const size_t row_packed = static_cast<size_t>(cols * bits / 8);
+  const size_t row_scales = static_cast<size_t>(groups) * dtype_size(scales_dtype);
+  scratch.codes.resize(static_cast<size_t>(cols));
+  scratch.scales.resize(static_cast<size_t>(groups));
+  scratch.biases.resize(static_cast<size_t>(groups));
+  for (int64_t r = 0; r < rows; ++r) {
+    unpack_codes(packed.subspan(r * row_packed, row_packed), bits, scratch.codes);
+    // Sizes are consistent by construction, so the conversions cannot fail.
+    (void)to_f32(scales_dtype, scales.subspan(r * row_scales, row_scales), scratch.scales).ok();
+    (void)to_f32(scales_dtype, biases.subspan(r * row_scales, row_scales), scratch.biases).ok();
+    float* o = out.data() + r * cols;
+    for (int64_t g = 0; g < groups; ++g) {
+      const float s = scratch.scales[static_cast<size_t>(g)], b = scratch.biases[static_cast<size_t>(g)];
+      for (int64_t j = g * group_size; j < (g + 1) * group_size; ++j) {
+        const float q = static_cast<float>(scratch.codes[static_cast<size_t>(j)]);
+        o[j] = q * s + b;
+      }
+    }
+  }
+}
+
+bool is_quant_companion(const ModelDir& model, const std::string& name) {
+  for (std::string_view suffix : {".scales", ".biases"}) {
+    if (!ends_with(name, suffix)) continue;
+    const std::string module = name.substr(0, name.size() - suffix.size());
+    return model.weights().contains(module + ".weight") && model.module_quant(module).has_value();
+  }
+  return false;
+}
+
+Result<WeightRows> WeightRows::open(const ModelDir& model, const std::string& name) {
+  const ModelWeights& weights = model.weights();
+  const TensorRef ref = weights.find(name);
+  if (!ref) return make_error(Errc::kNotFound, model.dir().string(), "the model has no tensor {}", name);
+  WeightRows w;
+  w.m_name = name;
+  w.m_file = shard_where(model, name);
+  w.m_data = ref.bytes;
+  const TensorInfo& info = *ref.info;
+  std::optional<LayerQuant> quant;
+  if (ends_with(name, ".weight") && info.dtype == DType::kU32)
+    quant = model.module_quant(std::string(module_of(name)));
+  if (quant) {
+    const std::string module(module_of(name));
+    if (quant->mode != "affine")
+      return make_error(Errc::kUnsupported, w.m_file, "tensor {}: quantization mode \"{}\" is not supported (affine only)",
+                        name, quant->mode);
+    MB_TRY(check_quant_params(quant->bits, quant->group_size, module));
+    const TensorRef scales = weights.find(module + ".scales"), biases = weights.find(module + ".biases");
+    if (!scales || !biases)
+      return make_error(Errc::kCorrupt, w.m_file, "quantized tensor {} has no {}.{}", name, module,
+                        scales ? "biases" : "scales");
+    if (scales.info->dtype != biases.info->dtype || !is_quantizable_float(scales.info->dtype) ||
+        scales.info->shape != biases.info->shape)
+      return make_error(Errc::kCorrupt, w.m_file, "{}.scales and {}.biases must be F32, F16 or BF16 of one shape",
+                        module, module);
+    auto shape = dequantized_shape(name, info.shape, scales.info->shape, quant->bits, quant->group_size);
+    if (!shape.ok()) return Error{shape.error().code, w.m_file, shape.error().message};
+    w.m_shape = std::move(shape).value();
+    w.m_dtype = scales.info->dtype;
+    w.m_scales = scales.bytes;
+    w.m_biases = biases.bytes;
+    w.m_quant = quant;
+  } else {
+    if (!is_convertible_float(info.dtype))
+      return make_error(Errc::kUnsupported, w.m_file, "tensor {} has dtype {}, not a float type", name,
+                        dtype_name(info.dtype));
+    w.m_shape = info.shape;
+    w.m_dtype = info.dtype;
+  }
+  w.m_cols = w.m_shape.empty() ? 1 : w.m_shape.back();
+  w.m_rows = 1;
+  for (size_t i = 0; i + 1 < w.m_shape.size(); ++i) w.m_rows *= w.m_shape[i];
+  if (w.m_cols == 0) w.m_rows = 0;
+  return w;
+}
+
+WeightRows::Scratch WeightRows::make_scratch() const {
+  Scratch s;
+  if (m_quant) {
+    s.codes.resize(static_cast<size_t>(m_cols));
+    s.scales.resize(static_cast<size_t>(m_cols / m_quant->group_size));
+    s.biases.resize(s.scales.size());
+  }
+  return s;
+}
+
+void WeightRows::read_row(int64_t row, std::span<float> out, Scratch& scratch) const {
+  assert(row < m_rows && static_cast<int64_t>(out.size()) == m_cols);
+  if (m_quant) {
+    const int bits = m_quant->bits, gs = m_quant->group_size;
+    const size_t row_packed = static_cast<size_t>(m_cols * bits / 8);
+    const size_t row_scales = static_cast<size_t>(m_cols / gs) * dtype_size(m_dtype);
+    dequantize_rows_f32(m_data.subspan(row * row_packed, row_packed), m_scales.subspan(row * row_scales, row_scales),
+                        m_biases.subspan(row * row_scales, row_scales), m_dtype, m_cols, bits, gs, out, scratch);
+    return;
+  }
+  const size_t row_bytes = static_cast<size_t>(m_cols) * dtype_size(m_dtype);
+  (void)to_f32(m_dtype, m_data.subspan(row * row_bytes, row_bytes), out).ok();
+}
+
+// ---- Encoding -------------------------------------------------------------------
+
+std::vector<TensorDecl> encoded_decls(const std::string& name, const std::vector<int64_t>& shape,
+                                      const Encoding& encoding) {
+  if (!encoding.quantize) return {{name, encoding.dtype, shape}};
+  const std::string module(module_of(name));
+  return {{name, DType::kU32, packed_shape(shape, encoding.quant.bits)},
+          {module + ".scales", encoding.dtype, scales_shape(shape, encoding.quant.group_size)},
+          {module + ".biases", encoding.dtype, scales_shape(shape, encoding.quant.group_size)}};
+}
+
+Result<std::optional<TensorRetention>> encode_tensor(const EncodeJob& job, ModelDirWriter& out, int threads) {
+  const WeightRows& src = *job.rows;
+  const WeightRows& ref = job.reference ? *job.reference : src;
+  const std::vector<const LoraModule*>& ref_modules = job.reference ? job.reference_modules : job.modules;
+  const bool separate_ref = job.reference != nullptr;
+  const int64_t rows = src.rows(), cols = src.cols();
+  const std::string& name = src.name();
+  if (separate_ref && (ref.rows() != rows || ref.cols() != cols))
+    return make_error(Errc::kInvalidInput, src.file(), "tensor {} is [{}, {}] but the retention reference's is [{}, {}]",
+                      name, rows, cols, ref.rows(), ref.cols());
+  const Encoding& enc = job.encoding;
+  const std::string module(module_of(name));
+  const size_t tsize = dtype_size(enc.dtype);
+  if (enc.quantize) MB_TRY(check_quantizable(name, enc.dtype, src.shape(), enc.quant));
+
+  const int64_t per = row_chunk_rows(rows, cols);
+  std::vector<RetentionSums> sums(static_cast<size_t>(rows == 0 ? 0 : (rows + per - 1) / per));
+  Status st = for_each_row_chunk(rows, cols, threads, [&](int64_t chunk, int64_t begin, int64_t end) -> Status {
+    const size_t n = static_cast<size_t>((end - begin) * cols), c = static_cast<size_t>(cols);
+    std::vector<float> w(n), row_in(c), scratch(c);
+    std::vector<float> w0, target, hat;
+    if (job.measure) w0.resize(n), target.resize(n), hat.resize(n);
+    WeightRows::Scratch src_scratch = src.make_scratch(), ref_scratch = ref.make_scratch();
+    for (int64_t r = begin; r < end; ++r) {
+      const size_t off = static_cast<size_t>(r - begin) * c;
+      std::span<float> w_row(w.data() + off, c);
+      if (job.modules.empty()) {
+        src.read_row(r, w_row, src_scratch);
+      } else {
+        src.read_row(r, row_in, src_scratch);
+        fuse_row(job.modules, r, row_in, w_row, scratch);
+      }
+      if (!job.measure) continue;
+      std::span<float> w0_row(w0.data() + off, c), target_row(target.data() + off, c);
+      if (!separate_ref) {
+        std::copy(row_in.begin(), row_in.end(), w0_row.begin());
+        if (job.modules.empty()) std::copy(w_row.begin(), w_row.end(), w0_row.begin());
+        std::copy(w_row.begin(), w_row.end(), target_row.begin());
+      } else {
+        ref.read_row(r, w0_row, ref_scratch);
+        fuse_row(ref_modules, r, w0_row, target_row, scratch);
+      }
+    }
+    if (!enc.quantize) {
+      std::vector<std::byte> bytes(n * tsize);
+      MB_TRY(from_f32(w, enc.dtype, bytes));
+      MB_TRY(out.write_tensor_part(name, static_cast<uint64_t>(begin * cols) * tsize, bytes));
+      if (job.measure)
+        for (size_t i = 0; i < n; ++i) hat[i] = round_to_dtype(w[i], enc.dtype);
+    } else {
+      // MLX's quantizer sees values of the scales' dtype.
+      if (enc.dtype != DType::kF32)
+        for (float& v : w) v = round_to_dtype(v, enc.dtype);
+      const int bits = enc.quant.bits, gs = enc.quant.group_size;
+      std::vector<std::byte> packed(n * static_cast<size_t>(bits) / 8), scales(n / static_cast<size_t>(gs) * tsize),
+          biases(scales.size());
+      MB_TRY(quantize_rows(name, w, cols, enc.dtype, enc.quant, packed, scales, biases));
+      const uint64_t first = static_cast<uint64_t>(begin * cols);
+      MB_TRY(out.write_tensor_part(name, first * static_cast<uint64_t>(bits) / 8, packed));
+      MB_TRY(out.write_tensor_part(module + ".scales", first / static_cast<uint64_t>(gs) * tsize, scales));
+      MB_TRY(out.write_tensor_part(module + ".biases", first / static_cast<uint64_t>(gs) * tsize, biases));
+      if (job.measure) dequantize_rows_f32(packed, scales, biases, enc.dtype, cols, bits, gs, hat, src_scratch);
+    }
+    // Row by row, like measure_retention, so both give identical figures.
+    if (job.measure)
+      for (size_t off = 0; off < n; off += c)
+        sums[static_cast<size_t>(chunk)].add(std::span<const float>(w0).subspan(off, c),
+                                             std::span<const float>(target).subspan(off, c),
+                                             std::span<const float>(hat).subspan(off, c));
+    return Status::ok_status();
+  });
+  MB_TRY(st);
+  if (!job.measure) return std::optional<TensorRetention>();
+  TensorRetention t{name, {}};
+  for (const RetentionSums& s : sums) t.sums += s;
+  return std::optional<TensorRetention>(std::move(t));
+}
+
+// ---- Model-level helpers ----------------------------------------------------------
+
+const char* fuse_mode_name(FuseMode mode) { return mode == FuseMode::kInplace ? "inplace" : "dequantize"; }
+
+std::optional<std::string> torch_dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kF16: return "float16";
+    case DType::kBF16: return "bfloat16";
+    case DType::kF32: return "float32";
+    default: return std::nullopt;
+  }
+}
+
+std::optional<DType> dtype_from_torch_name(std::string_view name) {
+  if (name == "float16") return DType::kF16;
+  if (name == "bfloat16") return DType::kBF16;
+  if (name == "float32") return DType::kF32;
+  return std::nullopt;
+}
+
+DType default_dtype(const ModelDir& model) {
+  for (const TensorRef& t : model.weights().tensors())
+    if (is_quant_companion(model, t.info->name)) return t.info->dtype;
+  auto it = model.config().find("torch_dtype");
+  if (it != model.config().end() && it->is_string())
+    if (auto d = dtype_from_torch_name(it->get<std::string>())) return *d;
+  for (const TensorRef& t : model.weights().tensors())
+    if (t.info->shape.size() == 2 && is_quantizable_float(t.info->dtype)) return t.info->dtype;
+  return DType::kF32;
+}
+
+BaseShapeLookup base_shape_lookup(const ModelDir& model) {
+  return [&model](const std::string& name) -> std::optional<std::pair<int64_t, int64_t>> {
+    auto rows = WeightRows::open(model, name);
+    if (!rows.ok()) return std::nullopt;
+    return std::make_pair(rows->rows(), rows->cols());
+  };
+}
+
+// ---- fuse_model -------------------------------------------------------------------
+
+namespace {
+
+// One output tensor of a fusion: copied through, or encoded.
+struct FuseTask {
+  std::string name;
+  std::span<const std::byte> copy;  // when !rows
+  std::optional<WeightRows> rows;
+  std::vector<const LoraModule*> modules;
+  Encoding encoding;
+};
+
+std::string inplace_what(const std::set<int>& bits) {
+  if (bits.size() == 1) return fmt::format("{}-bit in-place fusion", *bits.begin());
+  std::string list;
+  for (int b : bits) list += (list.empty() ? "" : "/") + std::to_string(b);
+  return fmt::format("in-place fusion ({}-bit)", list);
+}
+
+}  // namespace
+
+Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const std::vector<Adapter>& adapters,
+                              const fs::path& out_dir, const FuseOptions& options, Reporter& reporter) {
+  MB_ASSIGN(ModelDir base, ModelDir::open(fs, base_dir));
+  const bool inplace = options.mode == FuseMode::kInplace;
+  const std::string config_where = (base_dir / "config.json").string();
+  if (inplace && !base.quantization().present())
+    return make_error(Errc::kInvalidInput, config_where,
+                      "in-place fusion re-quantizes with the base's own bits, but this base is not quantized "
+                      "(config.json has no quantization); use mode dequantize");
+  if (options.dtype && !torch_dtype_name(*options.dtype))
+    return make_error(Errc::kInvalidInput, "", "fusion output dtype must be float16, bfloat16 or float32, not {}",
+                      dtype_name(*options.dtype));
+
+  // Which modules change which base tensor, in adapter order. Validation
+  // first: nothing is written for an adapter that does not fit the base.
+  std::map<std::string, std::vector<const LoraModule*>> adapted;
+  for (const Adapter& a : adapters) {
+    for (const std::string& w : a.warnings) reporter.warn(w);
+    for (const LoraModule& m : a.modules) {
+      const std::string weight = m.weight_name();
+      if (base.weights().contains(weight)) {
+        auto rows = WeightRows::open(base, weight);
+        if (!rows.ok())
+          return make_error(rows.error().code, a.weights_file.string(), "module {} adapts base tensor {}: {}",
+                            m.module, weight, rows.error().to_string());
+      }
+    }
+    MB_TRY(validate_adapter(a, base_shape_lookup(base), base_dir.string()));
+    for (const LoraModule& m : a.modules) adapted[m.weight_name()].push_back(&m);
+  }
+
+  const DType out_dtype = inplace ? default_dtype(base) : options.dtype.value_or(default_dtype(base));
+  std::vector<FuseTask> tasks;
+  std::vector<TensorDecl> decls;
+  std::set<int> inplace_bits;
+  for (const TensorRef& t : base.weights().tensors()) {
+    const std::string& name = t.info->name;
+    const auto mods = adapted.find(name);
+    const bool is_adapted = mods != adapted.end();
+    if (is_quant_companion(base, name)) {
+      // Written with their weight when it is re-encoded; dropped when
+      // dequantizing; otherwise copied below.
+      const std::string weight(module_of(name));
+      if (!inplace || adapted.count(weight + ".weight")) continue;
+    }
+    FuseTask task;
+    task.name = name;
+    auto rows = WeightRows::open(base, name);
+    if (!rows.ok() && rows.error().code != Errc::kUnsupported) return rows.error();
+    const bool encode = rows.ok() && (is_adapted || (!inplace && (rows->quantized() || rows->dtype() != out_dtype)));
+    if (!encode) {
+      task.copy = t.bytes;
+      decls.push_back({name, t.info->dtype, t.info->shape});
+      tasks.push_back(std::move(task));
+      continue;
+    }
+    task.rows = std::move(rows).value();
+    if (is_adapted) task.modules = mods->second;
+    if (inplace && task.rows->quantized()) {
+      const LayerQuant& q = *task.rows->quant();
+      task.encoding = {true, task.rows->dtype(), {q.bits, q.group_size, options.kernel}};
+      inplace_bits.insert(q.bits);
+    } else {
+      task.encoding = {false, inplace ? task.rows->dtype() : out_dtype, {}};
+    }
+    for (TensorDecl& d : encoded_decls(name, task.rows->shape(), task.encoding)) decls.push_back(std::move(d));
+    tasks.push_back(std::move(task));
+  }
+
+  nlohmann::ordered_json config = base.config();
+  if (!inplace) {
+    set_quantization(config, nullptr);
+    if (config.contains("torch_dtype")) config["torch_dtype"] = *torch_dtype_name(out_dtype);
+  }
+  ModelDirOptions dir_options;
+  dir_options.max_shard_bytes = options.max_shard_bytes;
+  dir_options.source_dir = base_dir;
+  MB_ASSIGN(std::unique_ptr<ModelDirWriter> writer,
+            ModelDirWriter::create(fs, out_dir, decls, std::move(config), dir_options));
+
+  FuseResult result;
+  result.dtype = out_dtype;
+  result.retention.inplace = inplace;
+  result.retention.bits = inplace_bits.empty() ? 0 : *inplace_bits.begin();
+  result.retention.what = inplace ? inplace_what(inplace_bits) : fmt::format("{} fusion", *torch_dtype_name(out_dtype));
+  const int threads = resolve_threads(options.threads);
+  int64_t done = 0;
+  for (const FuseTask& task : tasks) {
+    if (!task.rows) {
+      MB_TRY(writer->write_tensor(task.name, task.copy));
+    } else {
+      EncodeJob job;
+      job.rows = &*task.rows;
+      job.modules = task.modules;
+      job.encoding = task.encoding;
+      job.measure = !task.modules.empty();
+      MB_ASSIGN(std::optional<TensorRetention> r, encode_tensor(job, *writer, threads));
+      if (r) {
+        result.retention.add_tensor(std::move(*r));
+        ++result.adapted;
+      }
+    }
+    reporter.progress(options.step, static_cast<uint64_t>(++done), tasks.size(), "tensors");
+  }
+  MB_TRY(writer->finish());
+  result.tensors = static_cast<int64_t>(decls.size());
+  result.bytes = writer->plan().total_size;
+  return result;
+}
+
+}  // namespace mb
