@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <map>
 
@@ -40,8 +41,8 @@ std::string progress_text(const Event& e) {
   return fmt::format("{} / {} {}", done, total, unit);
 }
 
-// Plain log lines through spdlog, to stderr. Progress becomes a log line at
-// most once per 10% so CI logs stay readable.
+// Plain log lines through spdlog, to stderr. Progress of long work becomes a
+// log line every few seconds so CI logs stay readable.
 class PlainReporter : public Reporter {
  public:
   explicit PlainReporter(Level min_level) : m_min(min_level) {
@@ -56,13 +57,26 @@ class PlainReporter : public Reporter {
     std::string prefix = e.step.empty() ? "" : "[" + e.step + "] ";
     switch (e.kind) {
       case EventKind::kProgress: {
+        // Work that finishes within k_quiet_progress stays quiet (-v shows
+        // every 10%); longer work logs a line every k_quiet_progress and
+        // its completion, so a CI log shows that a 10 GB hash is alive.
         uint64_t total = e.fields.value("total", uint64_t{0});
         uint64_t done = e.fields.value("done", uint64_t{0});
+        auto now = std::chrono::steady_clock::now();
+        auto it = m_progress.try_emplace(e.step, ProgressLog{now, -1, false}).first;
+        ProgressLog& p = it->second;
         int tenth = total ? int(done * 10 / total) : 10;
-        int& last = m_last_tenth[e.step];
-        if (tenth > last || done == total) {
-          last = tenth;
+        if (done >= total) {
+          m_log->log(to_spdlog(p.shown ? Level::kInfo : Level::kDebug), "{}{}", prefix, progress_text(e));
+          m_progress.erase(it);
+        } else if (now - p.since >= k_quiet_progress) {
+          m_log->log(to_spdlog(Level::kInfo), "{}{}", prefix, progress_text(e));
+          p.since = now;
+          p.shown = true;
+          p.last_tenth = tenth;
+        } else if (tenth > p.last_tenth) {
           m_log->log(to_spdlog(Level::kDebug), "{}{}", prefix, progress_text(e));
+          p.last_tenth = tenth;
         }
         return;
       }
@@ -91,7 +105,13 @@ class PlainReporter : public Reporter {
   std::mutex m_mu;
   Level m_min;
   std::shared_ptr<spdlog::logger> m_log;
-  std::map<std::string, int> m_last_tenth;
+  static constexpr std::chrono::seconds k_quiet_progress{2};
+  struct ProgressLog {
+    std::chrono::steady_clock::time_point since;  // started, or last logged at info
+    int last_tenth = -1;
+    bool shown = false;  // logged at info at least once
+  };
+  std::map<std::string, ProgressLog> m_progress;
 };
 
 // A live status line on a terminal: messages scroll above it.

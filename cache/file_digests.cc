@@ -66,6 +66,30 @@ Error corrupt(const fs::path& path, const char* why) {
 
 }  // namespace
 
+struct FileDigestCache::Progress {
+  Reporter& reporter;
+  std::string label;  // "hash base-4bit"
+  uint64_t total = 0;
+  std::atomic<uint64_t> done{0};
+  std::mutex mu;
+  uint64_t reported = 0;  // guarded by mu
+
+  // Adds `n` bytes; reports when the count crosses a multiple of
+  // k_progress_bytes, and when all are done.
+  // Reports happen under `mu` so the bar never moves backwards, but the
+  // common case (no report due) takes no lock.
+  void add(uint64_t n) {
+    uint64_t now = done.fetch_add(n) + n;
+    if (now < total && now % k_progress_bytes >= n && n < k_progress_bytes) return;  // no boundary crossed
+    std::lock_guard<std::mutex> lock(mu);
+    now = std::min(done.load(), total);
+    if (now > reported && (now / k_progress_bytes > reported / k_progress_bytes || now == total)) {
+      reported = now;
+      reporter.progress(label, now, total, "bytes");
+    }
+  }
+};
+
 FileDigestCache::FileDigestCache(FileSystem& fs, fs::path state_file, Reporter& reporter)
     : m_fs(fs), m_state_file(std::move(state_file)), m_reporter(reporter), m_clock(wall_clock_ns) {}
 
@@ -205,7 +229,7 @@ std::optional<FileDigestCache::Entry> FileDigestCache::reusable_locked(const std
   return it->second;
 }
 
-Result<FileDigestCache::Entry> FileDigestCache::entry_for(const fs::path& abs) {
+Result<FileDigestCache::Entry> FileDigestCache::entry_for(const fs::path& abs, Progress* progress) {
   std::string key = abs.string();
   MB_ASSIGN(FileStat st, m_fs.stat(abs));
   if (!st.is_regular) return make_error(Errc::kInvalidInput, key, "not a regular file");
@@ -218,7 +242,15 @@ Result<FileDigestCache::Entry> FileDigestCache::entry_for(const fs::path& abs) {
   for (int attempt = 0; attempt < k_max_hash_attempts; ++attempt) {
     Entry e;
     e.hashed_at_ns = clock();  // before reading: a write during hashing makes the entry racy
-    MB_ASSIGN(e.digest, digest_file(m_fs, abs));
+    uint64_t counted = 0;
+    std::function<void(uint64_t)> on_bytes;
+    if (progress) {
+      on_bytes = [&](uint64_t hashed) {
+        progress->add(hashed - counted);
+        counted = hashed;
+      };
+    }
+    MB_ASSIGN(e.digest, digest_file(m_fs, abs, on_bytes));
     MB_ASSIGN(FileStat after, m_fs.stat(abs));
     e.dev = after.dev;
     e.ino = after.ino;
@@ -242,7 +274,13 @@ Result<FileDigestCache::Entry> FileDigestCache::entry_for(const fs::path& abs) {
 }
 
 Result<Digest> FileDigestCache::digest_of(const fs::path& path) {
-  MB_ASSIGN(Entry e, entry_for(fs::absolute(path).lexically_normal()));
+  fs::path abs = fs::absolute(path).lexically_normal();
+  // Only a file big enough to take a while gets a progress bar; stat is
+  // cheap next to hashing and the no-op path inside entry_for stats anyway.
+  std::optional<Progress> progress;
+  if (auto st = m_fs.stat(abs); st.ok() && st->size >= k_progress_bytes)
+    progress.emplace(m_reporter, "hash " + abs.filename().string(), st->size);
+  MB_ASSIGN(Entry e, entry_for(abs, progress ? &*progress : nullptr));
   return e.digest;
 }
 
@@ -296,11 +334,14 @@ Result<std::vector<TreeEntry>> FileDigestCache::tree_entries(const fs::path& dir
       }
     }
   }
+  uint64_t bytes_to_hash = 0;
+  for (size_t i : to_hash) bytes_to_hash += files[i].stat.size;
+  Progress progress{m_reporter, "hash " + abs.filename().string(), bytes_to_hash};
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t k = next.fetch_add(1); k < to_hash.size(); k = next.fetch_add(1)) {
       size_t i = to_hash[k];
-      results[i] = entry_for(files[i].path);
+      results[i] = entry_for(files[i].path, &progress);
       if (!results[i]->ok()) next.store(to_hash.size());  // stop early on the first error
     }
   };

@@ -15,6 +15,10 @@
 // Symlinks are followed, inside trees too (models are often symlinked from
 // the Hugging Face cache); a symlink cycle is an error.
 //
+// Hashing reports its progress (bytes hashed of the bytes to hash) through
+// the Reporter as "hash NAME" progress events, one per k_progress_bytes, so
+// a cold start on gigabytes shows a live bar; a no-op run reports nothing.
+//
 // Thread-safe: digest_of() may be called from several threads at once; the
 // hashing itself runs outside the lock. The FileSystem and Reporter are
 // borrowed and must outlive the cache.
@@ -47,6 +51,8 @@ class FileDigestCache {
   static constexpr int64_t k_racy_margin_ns = int64_t{2} * 1000000000;
   // Entries neither used by this process nor hashed within this long are
   // dropped when the state file is next written.
+  // Hashing progress is reported every this many bytes.
+  static constexpr uint64_t k_progress_bytes = uint64_t{64} << 20;
   static constexpr int64_t k_forget_after_ns = int64_t{30} * 24 * 3600 * 1000000000;
 
   FileDigestCache(FileSystem& fs, fs::path state_file, Reporter& reporter);
@@ -88,8 +94,11 @@ class FileDigestCache {
   };
   static bool same_fingerprint(const Entry& e, const FileStat& st);
 
-  // The entry for an absolute path, re-hashing when needed.
-  Result<Entry> entry_for(const fs::path& abs);
+  // Bytes hashed so far of one digest_of()/tree_entries() call's work.
+  struct Progress;
+  // The entry for an absolute path, re-hashing when needed (and counting the
+  // bytes read into `progress`, if any).
+  Result<Entry> entry_for(const fs::path& abs, Progress* progress = nullptr);
   // The remembered entry if `st` shows it can be trusted without hashing.
   std::optional<Entry> reusable_locked(const std::string& key, const FileStat& st);
   struct WalkedFile {

@@ -240,6 +240,35 @@ TEST_F(FileDigestsTest, ConcurrentCallersAgree) {
 }
 
 // The same on a real disk, where "touch" is utimensat and ctime is the kernel's.
+TEST_F(FileDigestsTest, HashingReportsBytesProgressAndANoOpReportsNothing) {
+  // Two files that together span more than two progress steps.
+  const uint64_t big = FileDigestCache::k_progress_bytes + 1000;
+  add("/big/a.safetensors", std::string(big, 'a'));
+  add("/big/b.safetensors", std::string(big, 'b'));
+  FileDigestCache cache(m_fs, "/state/file-digests", m_reporter);
+  ASSERT_TRUE(cache.digest_of_tree("/big", 2).ok());
+  std::vector<Event> progress;
+  for (const Event& e : m_reporter.events())
+    if (e.kind == EventKind::kProgress) progress.push_back(e);
+  ASSERT_GE(progress.size(), 2u);
+  uint64_t previous = 0;
+  for (const Event& e : progress) {
+    EXPECT_EQ(e.step, "hash big");
+    EXPECT_EQ(e.fields["unit"], "bytes");
+    EXPECT_EQ(e.fields["total"].get<uint64_t>(), 2 * big);
+    uint64_t done = e.fields["done"].get<uint64_t>();
+    EXPECT_GE(done, previous);  // reported in order, whichever thread read the bytes
+    previous = done;
+  }
+  EXPECT_EQ(progress.back().fields["done"].get<uint64_t>(), 2 * big);
+
+  // Nothing to hash: no progress at all.
+  size_t events_before = m_reporter.events().size();
+  ASSERT_TRUE(cache.digest_of_tree("/big", 2).ok());
+  ASSERT_TRUE(cache.digest_of("/big/a.safetensors").ok());
+  EXPECT_EQ(m_reporter.events().size(), events_before);
+}
+
 TEST(FileDigestsReal, TouchingOneFileRehashesOnlyThatFile) {
   testing::TempDir dir;
   ASSERT_FALSE(dir.path().empty());
