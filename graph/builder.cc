@@ -1,5 +1,7 @@
 #include "graph/builder.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -87,6 +89,7 @@ class Builder::Run {
   }
 
   Result<BuildReport> go() {
+    hash_sources();
     std::vector<std::vector<int>> deps;
     for (const auto& s : m_plan.steps) deps.push_back(s.deps());
     int jobs = m_b.m_options.jobs > 0 ? m_b.m_options.jobs : cores();
@@ -115,9 +118,33 @@ class Builder::Run {
     return false;
   }
 
+  // Hashes every source the plan reads, several at once, before any step
+  // asks: a step with eight single-file inputs would otherwise hash them one
+  // after another. Errors are left for the step that reads the source to
+  // report in context (source() memoizes only successes).
+  void hash_sources() {
+    std::vector<std::string> names;
+    for (const auto& step : m_plan.steps)
+      for (const auto& in : step.inputs)
+        if (in.is_source() && std::find(names.begin(), names.end(), in.source) == names.end())
+          names.push_back(in.source);
+    if (names.size() < 2) return;  // one source hashes its files in parallel itself
+    const int total = m_b.m_options.threads_per_step > 0 ? m_b.m_options.threads_per_step : cores();
+    const size_t workers = std::min<size_t>(static_cast<size_t>(total), names.size());
+    const int per_source = std::max(1, total / static_cast<int>(workers));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t k = next.fetch_add(1); k < names.size(); k = next.fetch_add(1)) (void)source(names[k], per_source);
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < workers; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
+
   // The digest of a source, memoized; the FileDigestCache makes repeated
   // builds stat-only.
-  Result<std::pair<fs::path, Digest>> source(const std::string& name) {
+  Result<std::pair<fs::path, Digest>> source(const std::string& name, int threads = 0) {
     {
       std::lock_guard<std::mutex> lock(m_mu);
       if (auto it = m_sources.find(name); it != m_sources.end()) return it->second;
@@ -129,7 +156,7 @@ class Builder::Run {
         return make_error(Errc::kUnsupported, src->loc.str(), "git-pinned sources are not supported here");
       MB_ASSIGN(path, m_b.git_resolver(*src));
     }
-    int threads = m_b.m_options.threads_per_step > 0 ? m_b.m_options.threads_per_step : cores();
+    if (threads < 1) threads = m_b.m_options.threads_per_step > 0 ? m_b.m_options.threads_per_step : cores();
     MB_ASSIGN(Digest d, m_b.m_cache->file_digests().digest_of_tree(path, threads));
     std::lock_guard<std::mutex> lock(m_mu);
     m_sources[name] = {path, d};
@@ -416,6 +443,8 @@ class Builder::Run {
     const fs::path file = m_b.m_options.build_dir / (tp.name + ".report.json");
     std::string text = j.dump(2) + "\n";
     if (auto old = m_b.m_fs.read_file(file); old.ok() && *old == text) return {};
+    // A target whose artifact is a source links nothing, so build/ may not exist yet.
+    MB_TRY(m_b.m_fs.create_dirs(m_b.m_options.build_dir));
     return write_file_atomic(m_b.m_fs, file, text);
   }
 

@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "base/fs_test_support.h"
 #include "base/temp_dir.h"
 #include "cache/file_digests.h"
 
@@ -353,6 +355,74 @@ TEST_F(BuilderTest, DryRunRunsNothing) {
   EXPECT_EQ(build({"fused"}, &r, o), Lines{});
   EXPECT_EQ(r.targets[0].state, TargetState::kStale);
   EXPECT_FALSE(fs::exists(dir() / "build/fused"));
+}
+
+
+// Counts the files being hashed at once. Each map of a .bin file waits (up
+// to 5 s) for a second one to start, so a builder that hashes its sources
+// one after another is caught without relying on timing.
+class RendezvousFileSystem : public MemoryFileSystem {
+ public:
+  Result<std::unique_ptr<ReadOnlyMapping>> map_file(const fs::path& path) const override {
+    if (path.extension() == ".bin") {
+      std::unique_lock<std::mutex> lock(m_mu);
+      ++m_active;
+      m_most = std::max(m_most, m_active);
+      m_cv.notify_all();
+      m_cv.wait_for(lock, std::chrono::seconds(5), [&] { return m_most >= 2; });
+      --m_active;
+    }
+    return MemoryFileSystem::map_file(path);
+  }
+  int most_at_once() const {
+    std::lock_guard<std::mutex> lock(m_mu);
+    return m_most;
+  }
+
+ private:
+  mutable std::mutex m_mu;
+  mutable std::condition_variable m_cv;
+  mutable int m_active = 0;
+  mutable int m_most = 0;
+};
+
+// A command step that only writes a marker; its inputs are what matters.
+class TouchRule : public Rule {
+ public:
+  std::string_view kind() const override { return "command"; }
+  int algorithm_version() const override { return 1; }
+  Status run(StepContext& ctx) const override { return write_file_atomic(ctx.fs, ctx.output_dir / "out.txt", "ok"); }
+};
+
+TEST(BuilderSources, OneStepsSingleFileSourcesAreHashedInParallel) {
+  RendezvousFileSystem fs;
+  fs.add_file("/p/a.bin", std::string(1000, 'a'));
+  fs.add_file("/p/b.bin", std::string(1000, 'b'));
+  auto recipe = parse_recipe_text(fs, R"(
+sources: {a: a.bin, b: b.bin}
+targets:
+  both:
+    command: "cat {a} {b}"
+    inputs: [a, b]
+    outputs: [out.txt]
+)", "/p/modelbuild.yaml");
+  ASSERT_TRUE(recipe.ok()) << recipe.error().to_string();
+  auto plan = make_plan(*recipe, {"both"});
+  ASSERT_TRUE(plan.ok());
+  RuleRegistry rules;
+  rules.add(std::make_unique<TouchRule>());
+  NullReporter quiet;
+  BuildOptions o;
+  o.cache_dir = "/p/.modelbuild";
+  o.state_dir = "/p/.modelbuild/state";
+  o.build_dir = "/p/build";
+  o.jobs = 1;  // one step: any parallelism comes from hashing its sources
+  o.threads_per_step = 2;
+  Builder b(fs, quiet, rules, o);
+  auto report = b.build(*recipe, *plan);
+  ASSERT_TRUE(report.ok()) << report.error().to_string();
+  EXPECT_TRUE(report->ok());
+  EXPECT_EQ(fs.most_at_once(), 2);
 }
 
 }  // namespace
