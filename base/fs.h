@@ -46,6 +46,15 @@ class ReadOnlyMapping {
  public:
   virtual ~ReadOnlyMapping() = default;
   virtual std::span<const std::byte> bytes() const = 0;
+  // A hint that bytes [offset, offset + size) will not be read again soon. A
+  // real mapping drops those pages from this process's resident set (the
+  // page cache keeps them), so streaming once through a 10 GB file does not
+  // show up as 10 GB of RSS. The range is shrunk to whole pages. The bytes
+  // stay readable (they are paged in again on access).
+  virtual void done_with(size_t offset, size_t size) const {
+    (void)offset;
+    (void)size;
+  }
 };
 
 // A file being written. Data is durable only after sync(); a FaultyFileSystem

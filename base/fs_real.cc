@@ -62,6 +62,15 @@ class MmapMapping : public ReadOnlyMapping {
   std::span<const std::byte> bytes() const override {
     return {static_cast<const std::byte*>(m_addr), m_size};
   }
+  void done_with(size_t offset, size_t size) const override {
+    static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    if (offset >= m_size) return;
+    size = std::min(size, m_size - offset);
+    size_t begin = (offset + page - 1) / page * page;
+    // The mapping's last page may be partial; madvise takes it whole.
+    size_t end = offset + size == m_size ? m_size : (offset + size) / page * page;
+    if (end > begin) ::madvise(static_cast<char*>(m_addr) + begin, end - begin, MADV_DONTNEED);
+  }
 
  private:
   void* m_addr;

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -42,6 +43,39 @@ TEST_F(RealFs, AtomicWriteThenReadMapAndStat) {
   EXPECT_EQ(st->size, 12u);
   // No temp file is left beside the target.
   EXPECT_EQ(*m_fs->list_dir(m_dir), (std::vector<std::string>{"a.txt"}));
+}
+
+// Resident pages of this process (/proc/self/statm, second field).
+long resident_pages() {
+  long size = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  if (std::fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+  std::fclose(f);
+  return resident;
+}
+
+TEST_F(RealFs, DoneWithDropsStreamedPagesFromTheResidentSetButKeepsThemReadable) {
+  const size_t bytes = size_t{32} << 20;
+  fs::path f = m_dir / "big.bin";
+  std::string data(bytes, '\0');
+  for (size_t i = 0; i < bytes; i += 4096) data[i] = static_cast<char>(i / 4096);
+  ASSERT_TRUE(write_file_atomic(*m_fs, f, std::string_view(data)).ok());
+  auto map = m_fs->map_file(f);
+  ASSERT_TRUE(map.ok());
+  auto span = (*map)->bytes();
+  long before = resident_pages();
+  unsigned sum = 0;
+  for (size_t i = 0; i < bytes; i += 4096) sum += static_cast<unsigned char>(span[i]);
+  long touched = resident_pages();
+  (*map)->done_with(0, bytes);
+  long after = resident_pages();
+  const long pages = static_cast<long>(bytes / 4096);
+  EXPECT_GE(touched - before, pages * 9 / 10) << "reading should have paged the file in";
+  EXPECT_LE(after, touched - pages * 9 / 10) << "done_with should have dropped the pages";
+  unsigned again = 0;
+  for (size_t i = 0; i < bytes; i += 4096) again += static_cast<unsigned char>(span[i]);
+  EXPECT_EQ(again, sum);
 }
 
 TEST_F(RealFs, EmptyFileMapsToNoBytes) {

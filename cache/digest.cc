@@ -88,6 +88,7 @@ Result<Digest> digest_file(const FileSystem& fs, const fs::path& path,
   while (done < bytes.size()) {
     size_t n = std::min<size_t>(k_hash_chunk_bytes, bytes.size() - done);
     h.update(bytes.subspan(done, n));
+    mapping->done_with(done, n);  // keep RSS flat while streaming gigabytes
     done += n;
     if (on_progress) on_progress(done);
   }
