@@ -31,7 +31,13 @@ Status GateRule::run(StepContext& ctx) const {
   ctx.report = report.to_json();
   ctx.reporter.info(fmt::format("[{}] accuracy {:.0f}% ({}/{})", ctx.step_label, 100 * report.accuracy(),
                                 report.passed(), report.cases.size()));
-  return write_file_atomic(ctx.fs, ctx.output_dir / "gate.json", ctx.report.dump(2) + "\n");
+  // gate.json is the step's output, so it must be a pure function of the
+  // inputs (--check compares it byte for byte): the verdict and responses
+  // without the timings. The timings stay in the step's report.
+  nlohmann::json verdict = ctx.report;
+  for (const char* timing : {"load_seconds", "avg_generation_seconds", "tokens_per_second"}) verdict.erase(timing);
+  for (auto& c : verdict["cases"]) c.erase("seconds");
+  return write_file_atomic(ctx.fs, ctx.output_dir / "gate.json", verdict.dump(2) + "\n");
 }
 
 }  // namespace mb

@@ -3,8 +3,9 @@
 //
 // Inputs: "model" (a model directory), "adapter.N" (adapters applied at run
 // time, for fusion: none targets), "suite" (the suite file). Params:
-// {"runner": …}. Output: gate.json; the report is the gate report (accuracy,
-// per-case verdicts with raw responses, timings). The step succeeds whenever
+// {"runner": …}. Output: gate.json, the verdict without timings (so that a
+// rebuild gives the same bytes); the report is the full gate report
+// (accuracy, per-case verdicts with raw responses, timings). The step succeeds whenever
 // the suite ran, whatever the accuracy: the verdict is a result worth caching,
 // and thresholds are checked by the engine against the report.
 #include "graph/rule.h"

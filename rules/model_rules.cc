@@ -28,12 +28,13 @@ Result<std::vector<Adapter>> adapters_with_prefix(const StepContext& ctx, std::s
 }
 
 // Puts a retention report into the step report and says in plain words, at
-// build time, when quantization erased the adapter.
+// build time, when quantization erased the adapter (a warning below 0.8,
+// where the verdict starts giving advice).
 void report_retention(StepContext& ctx, const RetentionReport& r) {
   if (!r.measured()) return;
   ctx.report["retention"] = r.to_json();
   const double kept = r.retained().value_or(0.0);
-  ctx.reporter.report({EventKind::kMessage, kept < 0.5 ? Level::kWarn : Level::kInfo, ctx.step_label, r.verdict(),
+  ctx.reporter.report({EventKind::kMessage, kept < 0.8 ? Level::kWarn : Level::kInfo, ctx.step_label, r.verdict(),
                        {{"retained", kept}}});
 }
 

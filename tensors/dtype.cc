@@ -76,6 +76,23 @@ bool is_convertible_float(DType dtype) {
   return dtype == DType::kF16 || dtype == DType::kBF16 || dtype == DType::kF32 || dtype == DType::kF64;
 }
 
+bool is_model_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kU32:
+    case DType::kI8:
+    case DType::kU8:
+    case DType::kI32:
+    case DType::kI64:
+    case DType::kBool:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool is_quantizable_float(DType dtype) {
   return dtype == DType::kF16 || dtype == DType::kBF16 || dtype == DType::kF32;
 }
@@ -143,6 +160,27 @@ float round_to_dtype(float value, DType dtype) {
       return bf16_to_f32(f32_to_bf16(value));
     default:
       return value;
+  }
+}
+
+void round_to_dtype(std::span<float> values, DType dtype) {
+  if (dtype == DType::kBF16) {
+    for (float& v : values) v = bf16_to_f32(f32_to_bf16(v));
+  } else if (dtype == DType::kF16) {
+    for (float& v : values) {
+      uint32_t u = std::bit_cast<uint32_t>(v);
+      const uint32_t abs = u & 0x7FFFFFFF;
+      // Normal f16 results (2^-14 ≤ |v| < 65520): round the 23-bit mantissa
+      // to 10 bits, ties to even, as f32_to_f16 does; a carry into the
+      // exponent is the correct rounding up. Subnormals, overflow and NaN
+      // take the exact scalar path.
+      if (abs >= 0x38800000 && abs < 0x477FF000) {
+        u += 0xFFF + ((u >> 13) & 1);
+        v = std::bit_cast<float>(u & 0xFFFFE000u);
+      } else {
+        v = f16_to_f32(f32_to_f16(v));
+      }
+    }
   }
 }
 

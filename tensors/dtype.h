@@ -60,6 +60,10 @@ size_t dtype_size(DType dtype);
 bool is_convertible_float(DType dtype);
 // F16, BF16 or F32: the types MLX quantizes and stores scales in.
 bool is_quantizable_float(DType dtype);
+// The dtypes real models use and the model steps accept: F32, F16, BF16,
+// U32, I8, U8, I32, I64, BOOL. Others (F64, the F8/F6/F4 types, C64, ...)
+// would be copied into a model mlx_lm cannot load, or silently narrowed.
+bool is_model_dtype(DType dtype);
 
 // Scalar conversions. f32 -> narrow rounds to nearest even; overflow gives
 // infinity; NaN stays NaN (quiet; bf16 NaN is always 0x7FC0).
@@ -70,6 +74,9 @@ float bf16_to_f32(uint16_t bits);
 // Rounds `value` to the nearest value of `dtype` and back to float32
 // (identity for F32 and F64). REQUIRES: is_quantizable_float(dtype) or kF64.
 float round_to_dtype(float value, DType dtype);
+// The same over a span, in place; F16's normal range takes a branch-light
+// bit-arithmetic path (this runs once per weight when fusing or quantizing).
+void round_to_dtype(std::span<float> values, DType dtype);
 
 // Bulk conversions between raw little-endian tensor bytes and float32.
 // `bytes` need not be aligned. REQUIRES nothing; sizes are checked:

@@ -182,5 +182,33 @@ TEST(DType, BulkConversionErrors) {
   EXPECT_TRUE(to_f32(DType::kF16, {}, {}).ok());
 }
 
+TEST(DType, SpanRoundingMatchesTheScalarRounding) {
+  // A stride through every f32 bit pattern, plus each f16 rounding boundary
+  // (normal/subnormal edge, overflow edge, ties) and its neighbours.
+  std::vector<float> values;
+  for (uint64_t u = 0; u <= 0xFFFFFFFFull; u += 65537) values.push_back(std::bit_cast<float>(static_cast<uint32_t>(u)));
+  for (uint32_t edge : {0x38800000u, 0x387FF000u, 0x477FF000u, 0x477FE000u, 0x3F801000u, 0x3F803000u, 0x7F800000u,
+                        0x7FC00001u, 0x33000000u})
+    for (uint32_t sign : {0u, 0x80000000u})
+      for (int d = -3; d <= 3; ++d) values.push_back(std::bit_cast<float>((edge + static_cast<uint32_t>(d)) | sign));
+  for (DType dtype : {DType::kF16, DType::kBF16, DType::kF32}) {
+    std::vector<float> rounded = values;
+    round_to_dtype(rounded, dtype);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const uint32_t want = std::bit_cast<uint32_t>(round_to_dtype(values[i], dtype));
+      ASSERT_EQ(std::bit_cast<uint32_t>(rounded[i]), want)
+          << dtype_name(dtype) << " of 0x" << std::hex << std::bit_cast<uint32_t>(values[i]);
+    }
+  }
+}
+
+TEST(DType, ModelDtypesAreTheOnesRealModelsUse) {
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kU32, DType::kI8, DType::kU8, DType::kI32, DType::kI64,
+                  DType::kBool})
+    EXPECT_TRUE(is_model_dtype(d)) << dtype_name(d);
+  for (DType d : {DType::kF64, DType::kF8E4M3, DType::kF8E5M2, DType::kF4, DType::kC64, DType::kU64, DType::kI16})
+    EXPECT_FALSE(is_model_dtype(d)) << dtype_name(d);
+}
+
 }  // namespace
 }  // namespace mb

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "base/reporter.h"
+#include "tensors/quantize_model.h"
 
 namespace mb {
 
@@ -159,6 +160,16 @@ bool is_quant_companion(const ModelDir& model, const std::string& name) {
   return false;
 }
 
+Status check_model_dtypes(const ModelDir& model) {
+  for (const TensorRef& t : model.weights().tensors())
+    if (!is_model_dtype(t.info->dtype))
+      return make_error(Errc::kInvalidInput, shard_where(model, t.info->name),
+                        "tensor {} has dtype {}, which modelbuild does not support in a model "
+                        "(F32, F16, BF16, U32, I8, U8, I32, I64 or BOOL)",
+                        t.info->name, dtype_name(t.info->dtype));
+  return {};
+}
+
 Result<WeightRows> WeightRows::open(const ModelDir& model, const std::string& name) {
   const ModelWeights& weights = model.weights();
   const TensorRef ref = weights.find(name);
@@ -288,12 +299,17 @@ Result<std::optional<TensorRetention>> encode_tensor(const EncodeJob& job, Model
       std::vector<std::byte> bytes(n * tsize);
       MB_TRY(from_f32(w, enc.dtype, bytes));
       MB_TRY(out.write_tensor_part(name, static_cast<uint64_t>(begin * cols) * tsize, bytes));
-      if (job.measure)
-        for (size_t i = 0; i < n; ++i) hat[i] = round_to_dtype(w[i], enc.dtype);
+      if (job.measure) {
+        std::copy(w.begin(), w.end(), hat.begin());
+        round_to_dtype(hat, enc.dtype);
+      }
     } else {
-      // MLX's quantizer sees values of the scales' dtype.
-      if (enc.dtype != DType::kF32)
-        for (float& v : w) v = round_to_dtype(v, enc.dtype);
+      // MLX's quantizer sees values of the scales' dtype. Values read
+      // unchanged from a float tensor of that dtype already are (the common
+      // f16 → 8-bit case), so the per-element rounding is skipped for them.
+      const bool exact = job.modules.empty() && !src.quantized() && src.dtype() == enc.dtype;
+      if (enc.dtype != DType::kF32 && !exact)
+        round_to_dtype(w, enc.dtype);
       const int bits = enc.quant.bits, gs = enc.quant.group_size;
       std::vector<std::byte> packed(n * static_cast<size_t>(bits) / 8), scales(n / static_cast<size_t>(gs) * tsize),
           biases(scales.size());
@@ -383,7 +399,15 @@ std::string inplace_what(const std::set<int>& bits) {
 Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const std::vector<Adapter>& adapters,
                               const fs::path& out_dir, const FuseOptions& options, Reporter& reporter) {
   MB_ASSIGN(ModelDir base, ModelDir::open(fs, base_dir));
+  MB_TRY(check_model_dtypes(base));
   const bool inplace = options.mode == FuseMode::kInplace;
+  if (options.quantize) {
+    if (inplace)
+      return make_error(Errc::kInvalidInput, "",
+                        "in-place fusion keeps the base's own quantization; quantizing to other bits needs mode "
+                        "dequantize");
+    MB_TRY(check_quant_params(options.quantize->bits, options.quantize->group_size, "fuse"));
+  }
   const std::string config_where = (base_dir / "config.json").string();
   if (inplace && !base.quantization().present())
     return make_error(Errc::kInvalidInput, config_where,
@@ -429,7 +453,8 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
     task.name = name;
     auto rows = WeightRows::open(base, name);
     if (!rows.ok() && rows.error().code != Errc::kUnsupported) return rows.error();
-    const bool encode = rows.ok() && (is_adapted || (!inplace && (rows->quantized() || rows->dtype() != out_dtype)));
+    const bool encode = rows.ok() && (is_adapted || (!inplace && (rows->quantized() || rows->dtype() != out_dtype ||
+                                                                   options.quantize.has_value())));
     if (!encode) {
       task.copy = t.bytes;
       decls.push_back({name, t.info->dtype, t.info->shape});
@@ -442,6 +467,10 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
       const LayerQuant& q = *task.rows->quant();
       task.encoding = {true, task.rows->dtype(), {q.bits, q.group_size, options.kernel}};
       inplace_bits.insert(q.bits);
+    } else if (options.quantize &&
+               is_quantization_candidate(name, task.rows->shape(), task.rows->dtype()) &&
+               task.rows->cols() % options.quantize->group_size == 0) {
+      task.encoding = {true, out_dtype, {options.quantize->bits, options.quantize->group_size, options.kernel}};
     } else {
       task.encoding = {false, inplace ? task.rows->dtype() : out_dtype, {}};
     }
@@ -454,6 +483,11 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
     set_quantization(config, nullptr);
     if (config.contains("torch_dtype")) config["torch_dtype"] = *torch_dtype_name(out_dtype);
   }
+  if (options.quantize) {
+    QuantizationConfig q =
+        QuantizationConfig::uniform({options.quantize->bits, options.quantize->group_size, "affine"});
+    set_quantization(config, &q);
+  }
   ModelDirOptions dir_options;
   dir_options.max_shard_bytes = options.max_shard_bytes;
   dir_options.source_dir = base_dir;
@@ -465,6 +499,10 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
   result.retention.inplace = inplace;
   result.retention.bits = inplace_bits.empty() ? 0 : *inplace_bits.begin();
   result.retention.what = inplace ? inplace_what(inplace_bits) : fmt::format("{} fusion", *torch_dtype_name(out_dtype));
+  if (options.quantize) {
+    result.retention.bits = options.quantize->bits;
+    result.retention.what = fmt::format("{}-bit quantization", options.quantize->bits);
+  }
   const int threads = resolve_threads(options.threads);
   int64_t done = 0;
   for (const FuseTask& task : tasks) {

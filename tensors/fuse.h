@@ -62,8 +62,16 @@ struct FuseOptions {
   FuseMode mode = FuseMode::kDequantize;
   // Dequantize mode's output dtype (F16, BF16 or F32); nullopt = default_dtype().
   std::optional<DType> dtype;
-  // Inplace mode's re-quantizer.
+  // Inplace mode's re-quantizer (and the quantizer of `quantize`).
   QuantKernel kernel = QuantKernel::kGpu;
+  // Dequantize mode only: quantize the fused weights straight to these bits
+  // and group size in the same streaming pass (the kernel comes from
+  // `kernel`). The same tensors are quantized as quantize_model() would
+  // (Linear/Embedding weights whose input dimension the group size
+  // divides), and the bytes equal fusing to `dtype` and then quantizing,
+  // without writing and re-reading the float model in between. The
+  // retention report then measures the quantization.
+  std::optional<QuantParams> quantize;
   int threads = 0;  // 0 = all cores
   uint64_t max_shard_bytes = k_default_max_shard_bytes;
   std::string step;  // names progress events, may be empty
@@ -101,6 +109,12 @@ std::optional<DType> dtype_from_torch_name(std::string_view name);
 BaseShapeLookup base_shape_lookup(const ModelDir& model);
 
 // ---- Reading any model tensor as float32 rows -------------------------------
+
+// Every tensor of `model` has a dtype real models use (is_model_dtype);
+// otherwise kInvalidInput naming the tensor and its file. The steps that
+// write a model check this first, so an F64 or F8 tensor is an error rather
+// than a tensor copied into a model mlx_lm cannot load.
+Status check_model_dtypes(const ModelDir& model);
 
 // A tensor of a model directory seen as float32 rows [rows, cols] (cols =
 // the last dimension): a float tensor converts exactly; an MLX-quantized

@@ -8,6 +8,7 @@
 #include "base/fs_test_support.h"
 #include "base/reporter.h"
 #include "tensors/fuse_test_support.h"
+#include "tensors/quantize_model.h"
 
 namespace mb {
 namespace {
@@ -425,6 +426,48 @@ TEST_F(FuseModelTest, DeterministicAcrossRunsAndThreadCounts) {
   }
 }
 
+TEST_F(FuseModelTest, FusingStraightToBitsEqualsFusingThenQuantizing) {
+  ModelSpec spec = tiny_qwen(DType::kBF16, 1, 64, 96);  // down_proj's 96 inputs: gs 64 leaves it float
+  spec.quant = QuantParams{4, 32, QuantKernel::kGpu};
+  write_model(fs_, "/base", spec);
+  write_mlx_adapter(fs_, "/lora", {make_module("model.layers.0.self_attn.q_proj", 64, 64, 4, 2.0f, 1),
+                                   make_module("model.layers.1.mlp.down_proj", 64, 96, 4, 2.0f, 2)});
+  for (int bits : {8, 6}) {
+    FuseOptions two;
+    two.dtype = DType::kF16;
+    ASSERT_TRUE(fuse("/base", {"/lora"}, "/f16", two).ok());
+    QuantizeOptions q;
+    q.bits = bits;
+    q.group_size = 64;
+    ASSERT_TRUE(fs_.create_dirs("/q").ok());
+    auto quantized = quantize_model(fs_, "/f16", "/q", q, nullptr, reporter_);
+    ASSERT_TRUE(quantized.ok()) << quantized.error().to_string();
+
+    FuseOptions one = two;
+    one.quantize = QuantParams{bits, 64, QuantKernel::kGpu};
+    auto r = fuse("/base", {"/lora"}, "/one", one);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(*fs_.contents("/one/model.safetensors"), *fs_.contents("/q/model.safetensors")) << bits;
+    EXPECT_EQ(nlohmann::json::parse(*fs_.contents("/one/config.json")),
+              nlohmann::json::parse(*fs_.contents("/q/config.json")))
+        << bits;
+    // The retention it reports is the standalone measurement's.
+    auto standalone = measure_retention(fs_, "/q", "/base", loaded_, "q", bits, 1, reporter_);
+    ASSERT_TRUE(standalone.ok()) << standalone.error().to_string();
+    ASSERT_TRUE(r->retention.retained().has_value());
+    EXPECT_DOUBLE_EQ(*r->retention.retained(), *standalone->retained()) << bits;
+    EXPECT_EQ(r->retention.what, fmt::format("{}-bit quantization", bits));
+    for (const char* d : {"/f16", "/q", "/one"}) ASSERT_TRUE(fs_.remove_all(d).ok());
+  }
+
+  FuseOptions bad;
+  bad.mode = FuseMode::kInplace;
+  bad.quantize = QuantParams{8, 64, QuantKernel::kGpu};
+  auto r = fuse("/base", {"/lora"}, "/bad", bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kInvalidInput);
+}
+
 TEST_F(FuseModelTest, ShardedBaseGivesTheSameModel) {
   ModelSpec spec = tiny_qwen(DType::kBF16);
   spec.quant = QuantParams{8, 32, QuantKernel::kGpu};
@@ -597,6 +640,24 @@ TEST_F(FuseModelTest, ErrorsNameTheModuleAndFile) {
     ASSERT_TRUE(names.ok()) << d;
     EXPECT_TRUE(names->empty()) << d;
   }
+}
+
+TEST_F(FuseModelTest, UnsupportedBaseDtypeNamesTheTensorAndFile) {
+  // F64 converts, but no real model uses it: fusing would narrow it silently
+  // (dequantize) or copy it into a model mlx_lm cannot load (in place).
+  ModelSpec spec = tiny_qwen(DType::kBF16);
+  for (FloatTensor& t : spec.tensors)
+    if (t.name == "model.norm.weight") t.dtype = DType::kF64;
+  write_model(fs_, "/base", spec);
+  write_mlx_adapter(fs_, "/lora", qv_down_modules(64, 128, 4, 1.0f, 1));
+  auto r = fuse("/base", {"/lora"}, "/out", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kInvalidInput);
+  EXPECT_EQ(r.error().where, "/base/model.safetensors");
+  EXPECT_NE(r.error().message.find("model.norm.weight has dtype F64"), std::string::npos) << r.error().message;
+  auto names = fs_.list_dir("/out");
+  ASSERT_TRUE(names.ok());
+  EXPECT_TRUE(names->empty());
 }
 
 TEST_F(FuseModelTest, FailedWriteLeavesNoCompleteLookingOutput) {

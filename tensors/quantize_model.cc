@@ -134,6 +134,7 @@ Result<ConvertResult> quantize_model(FileSystem& fs, const fs::path& model_dir, 
   for (const auto& [module, params] : options.overrides)
     if (params) MB_TRY(check_quant_params(params->bits, params->group_size, module));
   MB_ASSIGN(ModelDir model, ModelDir::open(fs, model_dir));
+  MB_TRY(check_model_dtypes(model));
   const DType dtype = options.dtype.value_or(default_dtype(model));
 
   for (const auto& [module, params] : options.overrides)
@@ -202,6 +203,7 @@ Result<ConvertResult> dequantize_model(FileSystem& fs, const fs::path& model_dir
                                        const DequantizeOptions& options, Reporter& reporter) {
   if (options.dtype) MB_TRY(check_dtype(*options.dtype));
   MB_ASSIGN(ModelDir model, ModelDir::open(fs, model_dir));
+  MB_TRY(check_model_dtypes(model));
   const DType dtype = options.dtype.value_or(default_dtype(model));
   const Decide decide = [&](const WeightRows& rows) -> Result<std::optional<Encoding>> {
     if (!rows.quantized() && rows.dtype() == dtype) return std::optional<Encoding>();

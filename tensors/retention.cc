@@ -106,14 +106,20 @@ std::string RetentionReport::verdict() const {
   // Upper-case the first letter of `what` to start a sentence.
   std::string head = what;
   if (!head.empty() && head[0] >= 'a' && head[0] <= 'z') head[0] = static_cast<char>(head[0] - 'a' + 'A');
+  // Proportionate wording: a small loss (8-bit quantization typically keeps
+  // ~0.9) is stated, not alarmed about; advice comes only when the loss is
+  // large enough to change behaviour.
   if (*r >= 0.9) return fmt::format("{} {}.", head, kept);
+  if (*r >= 0.8) return fmt::format("{} {}: the fused model keeps most of the adapter's weight change.", head, kept);
   const std::string advice = inplace    ? "Fuse with mode: dequantize, then quantize to 8 or 6 bits."
                              : bits == 0 ? "Fuse into float32 to keep it."
                              : bits < 8  ? "Quantize to 8 bits (or 6), or keep the fused model in float."
                                          : "Keep the fused model in float (float16 or bfloat16).";
-  if (*r >= 0.5)
-    return fmt::format("{} {}: the fused model keeps only part of what the adapter learned. {}", head, kept, advice);
-  return fmt::format("{} {}: the fused model will behave like the base model. {}", head, kept, advice);
+  if (*r >= 0.3)
+    return fmt::format("{} {}: the fused model keeps part of what the adapter learned; check it against the gate. {}",
+                       head, kept, advice);
+  return fmt::format("{} {}: the adapter's weight change is lost, and the fused model will behave like the base model. {}",
+                     head, kept, advice);
 }
 
 Result<RetentionReport> measure_retention(const FileSystem& fs, const fs::path& model_dir, const fs::path& base_dir,

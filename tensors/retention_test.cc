@@ -92,6 +92,17 @@ TEST(RetentionReport, VerdictSaysWhatToDo) {
   good.add_tensor({"w.weight", g});
   EXPECT_EQ(good.verdict(), "8-bit quantization kept 98% of the adapter's weight change (retention 0.98).");
 
+  // 8-bit quantization typically keeps ~0.9: said plainly, without alarm.
+  RetentionReport eight;
+  eight.what = "8-bit quantization";
+  eight.bits = 8;
+  RetentionSums e;
+  e.add(std::vector<float>{0}, std::vector<float>{1}, std::vector<float>{0.89f});
+  eight.add_tensor({"w.weight", e});
+  EXPECT_EQ(eight.verdict(),
+            "8-bit quantization kept 89% of the adapter's weight change (retention 0.89): the fused model keeps most "
+            "of the adapter's weight change.");
+
   // The advice follows the step: more bits for a 4-bit quantization, float
   // for an 8-bit one.
   RetentionReport four;
@@ -101,11 +112,23 @@ TEST(RetentionReport, VerdictSaysWhatToDo) {
   h.add(std::vector<float>{0}, std::vector<float>{1}, std::vector<float>{0.6f});
   four.add_tensor({"w.weight", h});
   EXPECT_EQ(four.verdict(),
-            "4-bit quantization kept 60% of the adapter's weight change (retention 0.60): the fused model keeps only "
-            "part of what the adapter learned. Quantize to 8 bits (or 6), or keep the fused model in float.");
+            "4-bit quantization kept 60% of the adapter's weight change (retention 0.60): the fused model keeps part "
+            "of what the adapter learned; check it against the gate. Quantize to 8 bits (or 6), or keep the fused "
+            "model in float.");
   four.bits = 8;
   four.what = "8-bit quantization";
   EXPECT_NE(four.verdict().find("Keep the fused model in float"), std::string::npos) << four.verdict();
+
+  // Below 0.3 the adapter is as good as gone.
+  RetentionReport lost;
+  lost.what = "6-bit quantization";
+  lost.bits = 6;
+  RetentionSums l;
+  l.add(std::vector<float>{0}, std::vector<float>{1}, std::vector<float>{0.2f});
+  lost.add_tensor({"w.weight", l});
+  EXPECT_NE(lost.verdict().find("kept 20%"), std::string::npos) << lost.verdict();
+  EXPECT_NE(lost.verdict().find("will behave like the base model. Quantize to 8 bits"), std::string::npos)
+      << lost.verdict();
 }
 
 }  // namespace
