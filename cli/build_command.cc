@@ -4,6 +4,8 @@
 #include "cli/commands.h"
 #include "cli/printing.h"
 #include "graph/plan.h"
+#include "release/git_source.h"
+#include "release/lock_file.h"
 
 namespace mb::cli {
 
@@ -31,10 +33,18 @@ int build_command(const std::vector<std::string>& args) {
   if (check) return check_determinism(s, *plan);
 
   Builder builder(*s.fs, *s.reporter, s.rules, s.build);
-  install_git_resolver(s, builder);
+  // Every git pin is read before anything runs: a bad one is bad input.
+  auto git = install_git_sources(*s.fs, s.recipe, *plan, builder);
+  if (!git.ok()) return report_error(*s.reporter, git.error());
   auto report = builder.build(s.recipe, *plan);
   if (!report.ok()) return report_error(*s.reporter, report.error());
   print_build_summary(s, *plan, *report, g);
+  if (!dry_run) {
+    // modelbuild.lock records what this build resolved, gate verdicts included.
+    auto changed = write_lock_after_build(builder, s.recipe, *plan, *report, *git);
+    if (!changed.ok()) return report_error(*s.reporter, changed.error());
+    if (*changed) s.reporter->info(fmt::format("updated {}", relative_to_cwd(lock_file_path(s.recipe.dir))));
+  }
   return report->exit_code();
 }
 

@@ -24,12 +24,12 @@ const Entry kCommands[] = {
     {"gc", gc_command, "trim the cache, least recently used first"},
     {"inspect", inspect_command, "show a model's or adapter's tensors, quantization and size"},
     {"diff", diff_command, "compare two models tensor by tensor"},
-    // TODO(wire): {"generate", generate_command, "generate text with the built-in CPU engine"},
+    {"generate", generate_command, "generate text with the built-in CPU engine"},
     // TODO(wire): {"serve", serve_command, "serve a model over an OpenAI-compatible HTTP API"},
-    // TODO(wire): {"bench", bench_command, "compare configurations: size, memory, speed, accuracy"},
-    // TODO(wire): {"release", release_command, "write a gated target and its signed manifest"},
-    // TODO(wire): {"verify", verify_command, "check a release directory against its manifest"},
-    // TODO(wire): {"keygen", keygen_command, "make an Ed25519 key pair for signing releases"},
+    {"bench", bench_command, "compare configurations: size, memory, speed, accuracy"},
+    {"release", release_command, "write a gated target and its signed manifest"},
+    {"verify", verify_command, "check a release directory against its manifest"},
+    {"keygen", keygen_command, "make an Ed25519 key pair for signing releases"},
 };
 
 void print_usage() {

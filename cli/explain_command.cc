@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/printing.h"
 #include "graph/plan.h"
 
 namespace mb::cli {
@@ -19,6 +20,7 @@ int explain_command(const std::vector<std::string>& args) {
   if (!plan.ok()) return report_error(plan.error());
   NullReporter quiet;
   Builder builder(*s->fs, quiet, s->rules, s->build);
+  install_git_resolver(*s, builder);  // git-pinned sources, read from the object database
   auto report = builder.evaluate(s->recipe, *plan);
   if (!report.ok()) return report_error(report.error());
   bool any = false;

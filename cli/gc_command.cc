@@ -53,6 +53,7 @@ int gc_command(const std::vector<std::string>& args) {
   if (!plan.ok()) return report_error(*s->reporter, plan.error());
   NullReporter quiet;
   Builder builder(*s->fs, quiet, s->rules, s->build);
+  install_git_resolver(*s, builder);  // git-pinned sources, read from the object database
   auto report = builder.evaluate(s->recipe, *plan);
   if (!report.ok()) return report_error(*s->reporter, report.error());
   std::vector<Digest> pinned;

@@ -20,6 +20,7 @@ int status_command(const std::vector<std::string>& args) {
   if (!plan.ok()) return report_error(plan.error());
   NullReporter quiet;
   Builder builder(*s->fs, quiet, s->rules, s->build);
+  install_git_resolver(*s, builder);  // git-pinned sources, read from the object database
   auto report = builder.evaluate(s->recipe, *plan);
   if (!report.ok()) return report_error(report.error());
   nlohmann::json out = nlohmann::json::array();

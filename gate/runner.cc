@@ -25,10 +25,10 @@ class NativeRunner : public Runner {
     inference::GenerateOptions opts;
     opts.max_tokens = suite.max_tokens;
     auto start = std::chrono::steady_clock::now();
-    // The tools keep the suite's key order only if the engine takes them as
-    // ordered_json; see the note in gate/server.h.
-    const nlohmann::ordered_json tools = suite.tools.empty() ? nlohmann::ordered_json() : suite.tools;
-    MB_ASSIGN(inference::Generation g, m_engine->generate(messages, tools, opts));
+    // The suite's tools go in as ordered_json so the prompt lists their keys
+    // in the suite's order, as the model was trained to see them.
+    const nlohmann::ordered_json no_tools;
+    MB_ASSIGN(inference::Generation g, m_engine->generate(messages, suite.tools.empty() ? no_tools : suite.tools, opts));
     RunnerReply r;
     r.text = g.text;
     r.seconds = since(start);

@@ -9,6 +9,7 @@
 
 #include "base/temp_dir.h"
 #include "gate/gate.h"
+#include "inference/engine.h"
 
 namespace mb::gate {
 namespace {
@@ -137,6 +138,79 @@ TEST(OpenAIRunner, AServerThatNeverComesUpIsAnError) {
       RunnerTarget{"m", {}, 1});
   ASSERT_FALSE(runner.ok());
   EXPECT_NE(runner.error().message.find("did not come up"), std::string::npos) << runner.error().to_string();
+}
+
+// Forwards to a real engine and keeps the prompt each generation was given.
+class PromptSpy : public inference::Engine {
+ public:
+  explicit PromptSpy(std::unique_ptr<inference::Engine> real) : m_real(std::move(real)) {}
+  std::vector<std::string> prompts;
+
+  const inference::ModelSummary& summary() const override { return m_real->summary(); }
+  double load_seconds() const override { return m_real->load_seconds(); }
+  Result<std::string> render_chat(const std::vector<inference::ChatMessage>& messages,
+                                  const nlohmann::ordered_json& tools) const override {
+    return m_real->render_chat(messages, tools);
+  }
+  Result<inference::Generation> generate(const std::vector<inference::ChatMessage>& messages,
+                                         const nlohmann::ordered_json& tools,
+                                         const inference::GenerateOptions& options) override {
+    MB_ASSIGN(std::string prompt, m_real->render_chat(messages, tools));
+    prompts.push_back(prompt);
+    return m_real->generate(messages, tools, options);
+  }
+  Result<inference::Generation> generate_from_text(std::string_view prompt,
+                                                   const inference::GenerateOptions& options) override {
+    return m_real->generate_from_text(prompt, options);
+  }
+  Result<std::vector<int32_t>> tokenize(std::string_view text) const override { return m_real->tokenize(text); }
+  std::string detokenize(std::span<const int32_t> tokens) const override { return m_real->detokenize(tokens); }
+  Result<std::vector<float>> logits(std::span<const int32_t> tokens) override { return m_real->logits(tokens); }
+  Result<std::vector<float>> all_logits(std::span<const int32_t> tokens) override {
+    return m_real->all_logits(tokens);
+  }
+
+ private:
+  std::unique_ptr<inference::Engine> m_real;
+};
+
+TEST(NativeRunner, PromptIsByteIdenticalToTheTrainingFormatOfExamplesTiny) {
+  // examples/tiny/generate.py trained the adapter on render_prompt(SYSTEM,
+  // TOOLS, prompt): the tools block of Qwen2.5 with each tool written by
+  // json.dumps(t, ensure_ascii=False) in the key order of its Python dicts
+  // (type, function; name, description, parameters; type, properties,
+  // required). Spelled out here from generate.py, not from the C++ output.
+  const std::string expected =
+      "<|im_start|>system\nYou are a coding assistant for the svcs and svcs-di Python libraries.\n\n"
+      "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+      "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+      "{\"type\": \"function\", \"function\": {\"name\": \"search_code\", \"description\": \"Search the codebase "
+      "for code that matches a natural-language query\", \"parameters\": {\"type\": \"object\", \"properties\": "
+      "{\"query\": {\"type\": \"string\"}}, \"required\": [\"query\"]}}}\n"
+      "{\"type\": \"function\", \"function\": {\"name\": \"read_file\", \"description\": \"Read a file from the "
+      "repository\", \"parameters\": {\"type\": \"object\", \"properties\": {\"path\": {\"type\": \"string\"}}, "
+      "\"required\": [\"path\"]}}}\n</tools>\n\n"
+      "For each function call, return a json object with function name and arguments within "
+      "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+      "<args-json-object>}\n</tool_call><|im_end|>\n"
+      "<|im_start|>user\nWhat is dependency injection?<|im_end|>\n<|im_start|>assistant\n";
+  const fs::path tiny = fs::path(MODELBUILD_SOURCE_DIR) / "examples" / "tiny";
+  auto fs = make_real_file_system();
+  auto suite = load_suite(*fs, tiny / "suite.yaml");
+  ASSERT_TRUE(suite.ok()) << suite.error().to_string();
+  suite->max_tokens = 1;  // the prompt is what this test is about
+  inference::LoadOptions lo;
+  lo.threads = 1;
+  auto engine = inference::Engine::load(*fs, tiny / "models" / "base-4bit", lo);
+  ASSERT_TRUE(engine.ok()) << engine.error().to_string();
+  auto spy = std::make_unique<PromptSpy>(std::move(*engine));
+  PromptSpy* seen = spy.get();
+  auto runner = make_native_runner(std::move(spy));
+  ASSERT_EQ(suite->cases[0].prompt, "What is dependency injection?");
+  auto reply = runner->respond(*suite, suite->cases[0]);
+  ASSERT_TRUE(reply.ok()) << reply.error().to_string();
+  ASSERT_EQ(seen->prompts.size(), 1u);
+  EXPECT_EQ(seen->prompts[0], expected);
 }
 
 }  // namespace

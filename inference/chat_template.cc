@@ -279,7 +279,11 @@ Result<std::string> render_chatml_json(const OJson& messages, const OJson& tools
 Result<std::string> render_chatml(std::span<const ChatMessage> messages, const OJson& tools, bool add_generation_prompt,
                                   std::string_view default_system) {
   OJson list = OJson::array();
-  for (const ChatMessage& m : messages) list.push_back(OJson{{"role", m.role}, {"content", m.content}});
+  for (const ChatMessage& m : messages) {
+    OJson item{{"role", m.role}, {"content", m.content}};
+    if (!m.tool_calls.is_null()) item["tool_calls"] = m.tool_calls;
+    list.push_back(std::move(item));
+  }
   return render_chatml_json(list, tools, add_generation_prompt, default_system);
 }
 

@@ -51,7 +51,7 @@ Result<std::string> render_chatml_json(const nlohmann::ordered_json& messages, c
                                        bool add_generation_prompt,
                                        std::string_view default_system = k_qwen25_default_system);
 
-// Same for the engine's plain messages (role + content, no tool calls).
+// Same for the engine's messages (role, content and assistant tool calls).
 Result<std::string> render_chatml(std::span<const ChatMessage> messages, const nlohmann::ordered_json& tools,
                                   bool add_generation_prompt,
                                   std::string_view default_system = k_qwen25_default_system);

@@ -171,6 +171,21 @@ TEST(ChatTemplateTest, EngineMessages) {
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
 }
 
+TEST(ChatTemplateTest, EngineMessagesWithToolCalls) {
+  std::vector<ChatMessage> messages = {
+      {"user", "Find views"},
+      {"assistant", "", OJson::parse(R"([{"function": {"name": "search_code", "arguments": "{\"query\": \"views\"}"}}])")},
+      {"tool", "views.py"}};
+  Result<std::string> r = render_chatml(messages, nullptr, true, "");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(*r,
+            "<|im_start|>user\nFind views<|im_end|>\n"
+            "<|im_start|>assistant\n<tool_call>\n{\"name\": \"search_code\", \"arguments\": {\"query\": \"views\"}}\n"
+            "</tool_call><|im_end|>\n"
+            "<|im_start|>user\n<tool_response>\nviews.py\n</tool_response><|im_end|>\n"
+            "<|im_start|>assistant\n");
+}
+
 TEST(ChatTemplateTest, PlainJsonToolsLoseTheirKeyOrder) {
   // nlohmann::json sorts keys, so the rendered tool no longer matches what
   // Python would print for the request: callers should parse requests into

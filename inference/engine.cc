@@ -59,13 +59,12 @@ class EngineImpl final : public Engine {
   double load_seconds() const override { return m_load_seconds; }
 
   Result<std::string> render_chat(const std::vector<ChatMessage>& messages,
-                                  const nlohmann::json& tools) const override {
+                                  const nlohmann::ordered_json& tools) const override {
     if (!m_default_system.ok()) return m_default_system.error();
-    return render_chatml(messages, nlohmann::ordered_json(tools), /*add_generation_prompt=*/true,
-                         m_default_system.value());
+    return render_chatml(messages, tools, /*add_generation_prompt=*/true, m_default_system.value());
   }
 
-  Result<Generation> generate(const std::vector<ChatMessage>& messages, const nlohmann::json& tools,
+  Result<Generation> generate(const std::vector<ChatMessage>& messages, const nlohmann::ordered_json& tools,
                               const GenerateOptions& options) override {
     const auto t0 = Clock::now();
     MB_ASSIGN(std::string prompt, render_chat(messages, tools));

@@ -25,6 +25,10 @@ namespace mb::inference {
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant", "tool"
   std::string content;
+  // Assistant messages only: the calls the assistant made, in the OpenAI form
+  // ([{"function": {"name": ..., "arguments": object or JSON string}}, ...]),
+  // rendered as <tool_call> blocks after the content. Null or empty: none.
+  nlohmann::ordered_json tool_calls = nullptr;
 };
 
 struct LoadOptions {
@@ -81,12 +85,15 @@ class Engine {
 
   // Renders messages (+ optional OpenAI-style `tools` array) with the model's
   // chat template (ChatML as Qwen2.5 renders it), ending with the assistant
-  // generation prompt.
+  // generation prompt. `tools` is ordered_json because the template prints
+  // each tool with its keys in the caller's order (a sorted nlohmann::json
+  // would change the prompt the model was trained on).
   virtual Result<std::string> render_chat(const std::vector<ChatMessage>& messages,
-                                          const nlohmann::json& tools) const = 0;
+                                          const nlohmann::ordered_json& tools) const = 0;
 
   // Greedy decoding. Errors when the prompt does not fit the context.
-  virtual Result<Generation> generate(const std::vector<ChatMessage>& messages, const nlohmann::json& tools,
+  virtual Result<Generation> generate(const std::vector<ChatMessage>& messages,
+                                      const nlohmann::ordered_json& tools,
                                       const GenerateOptions& options) = 0;
   virtual Result<Generation> generate_from_text(std::string_view prompt, const GenerateOptions& options) = 0;
 

@@ -90,7 +90,7 @@ TEST_F(EngineTest, TokenizeRoundTripsAndChatUsesTheDefaultSystem) {
   ASSERT_TRUE(ids.ok());
   EXPECT_EQ(ids->back(), 271);  // <|im_end|> is one token
   EXPECT_EQ((*e)->detokenize(*ids), "Hello there<|im_end|>");
-  auto prompt = (*e)->render_chat({{"user", "Hi"}}, json());
+  auto prompt = (*e)->render_chat({{"user", "Hi"}}, nullptr);
   ASSERT_TRUE(prompt.ok()) << prompt.error().to_string();
   EXPECT_EQ(*prompt,
             "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
@@ -106,7 +106,7 @@ TEST_F(EngineTest, GenerateIsGreedyAndStreamsItsText) {
   g.max_tokens = 6;
   std::string streamed;
   g.on_text = [&](std::string_view s) { streamed += s; };
-  auto out = (*e)->generate({{"user", "Say something"}}, json(), g);
+  auto out = (*e)->generate({{"user", "Say something"}}, nullptr, g);
   ASSERT_TRUE(out.ok()) << out.error().to_string();
   EXPECT_EQ(streamed, out->text);
   EXPECT_LE(out->completion_tokens, 6);
@@ -115,7 +115,7 @@ TEST_F(EngineTest, GenerateIsGreedyAndStreamsItsText) {
   EXPECT_GT(out->prefill_seconds, 0);
   EXPECT_GE(out->time_to_first_token_seconds, out->prefill_seconds);
   // The same tokens by recomputing argmax over full prefixes.
-  auto prompt = (*e)->render_chat({{"user", "Say something"}}, json());
+  auto prompt = (*e)->render_chat({{"user", "Say something"}}, nullptr);
   auto seq = (*e)->tokenize(*prompt);
   ASSERT_TRUE(seq.ok());
   for (int32_t want : out->tokens) {

@@ -16,7 +16,7 @@ namespace mb::e2e {
 
 inline fs::path binary() {
   const char* bin = std::getenv("MODELBUILD_BIN");
-  return bin ? fs::path(bin) : fs::path(MODELBUILD_SOURCE_DIR) / "build" / "modelbuild";
+  return bin && *bin ? fs::path(bin) : fs::path(MODELBUILD_TEST_BINARY);
 }
 
 inline fs::path source_dir() {

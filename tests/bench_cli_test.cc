@@ -1,0 +1,77 @@
+// `modelbuild bench` over all six configurations of examples/tiny: the
+// seeds' finding, asserted from the numbers the command measures.
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e_support.h"
+
+namespace mb::e2e {
+namespace {
+
+TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
+  TempDir tmp("bench-cli");
+  const fs::path from = source_dir() / "examples" / "tiny";
+  for (const char* part : {"modelbuild.yaml", "suite.yaml", "models", "adapters", "tokenizer"})
+    fs::copy(from / part, tmp.path() / part, fs::copy_options::recursive);
+
+  auto run = modelbuild(
+      tmp.path(), {"bench", "--json-out", "out/bench.json", "--svg", "out/bench.svg", "--markdown", "out/bench.md"});
+  // A failing gate (fused_4bit) is reported in the table, not a bench error.
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_NE(run.out.find("| config | bits | size | peak mem |"), std::string::npos) << run.out;
+  EXPECT_EQ(read_file(tmp.path() / "out" / "bench.md"), run.out);
+  const std::string svg = read_file(tmp.path() / "out" / "bench.svg");
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("data-config=\"fused_4bit\""), std::string::npos);
+
+  auto j = nlohmann::json::parse(read_file(tmp.path() / "out" / "bench.json"), nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  std::map<std::string, nlohmann::json> c;
+  for (const auto& row : j["configs"]) c[row["config"].get<std::string>()] = row;
+  ASSERT_EQ(c.size(), 6u) << j.dump(2);
+  for (const auto& [name, row] : c) {
+    EXPECT_GT(row["size_bytes"].get<uint64_t>(), 0u) << name;
+    EXPECT_GT(row["peak_memory_bytes"].get<uint64_t>(), 0u) << name;
+    EXPECT_GT(row["tokens_per_second"].get<double>(), 0) << name;
+    EXPECT_EQ(row["total"], 5) << name;
+  }
+  auto acc = [&](const std::string& n) { return c[n]["accuracy"].get<double>(); };
+  EXPECT_LT(acc("base"), 1.0);
+  EXPECT_EQ(acc("adapter"), 1.0);
+  EXPECT_EQ(acc("fused_f16"), 1.0);
+  EXPECT_EQ(acc("fused_8bit"), 1.0);
+  EXPECT_EQ(acc("fused_6bit"), 1.0);
+  EXPECT_LT(acc("fused_4bit"), 1.0);
+  EXPECT_EQ(c["fused_4bit"]["gate"], "fail");
+  EXPECT_EQ(c["fused_8bit"]["gate"], "pass");
+  EXPECT_EQ(c["base"]["gate"], "none");
+
+  // Retention explains it: near zero for in-place 4-bit, and the lowest.
+  ASSERT_TRUE(c["fused_4bit"]["retention"].is_number()) << c["fused_4bit"].dump();
+  const double r4 = c["fused_4bit"]["retention"].get<double>();
+  EXPECT_LT(std::abs(r4), 0.25);
+  for (const char* n : {"fused_8bit", "fused_6bit"}) {
+    ASSERT_TRUE(c[n]["retention"].is_number()) << n;
+    EXPECT_GT(c[n]["retention"].get<double>(), r4) << n;
+  }
+  EXPECT_GT(c["fused_8bit"]["retention"].get<double>(), c["fused_6bit"]["retention"].get<double>());
+
+  // Sizes: quantizing shrinks the fused model; the runtime adapter adds to the base.
+  auto size = [&](const std::string& n) { return c[n]["size_bytes"].get<uint64_t>(); };
+  EXPECT_LT(size("fused_8bit"), size("fused_f16"));
+  EXPECT_LT(size("fused_6bit"), size("fused_8bit"));
+  EXPECT_LT(size("fused_4bit"), size("fused_6bit"));
+  EXPECT_GT(size("adapter"), size("base"));
+}
+
+TEST(BenchCli, AnUnknownConfigIsBadInput) {
+  TempDir tmp("bench-cli");
+  const fs::path from = source_dir() / "examples" / "tiny";
+  for (const char* part : {"modelbuild.yaml", "suite.yaml", "models", "adapters", "tokenizer"})
+    fs::copy(from / part, tmp.path() / part, fs::copy_options::recursive);
+  auto run = modelbuild(tmp.path(), {"bench", "fused_9bit"});
+  EXPECT_EQ(run.code, 2) << run.output;
+  EXPECT_NE(run.output.find("fused_9bit"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mb::e2e
