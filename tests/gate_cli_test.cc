@@ -95,7 +95,7 @@ TEST_F(GateCli, ChangingMinAccuracyRechecksWithoutRerunningTheSuite) {
 TEST_F(GateCli, AFailingGateExitsThreeWithThePerCaseReportAndIsNotMaterialized) {
   auto run = modelbuild(tmp.path(), {"fused_4bit"});
   EXPECT_EQ(run.code, 3) << run.output;
-  EXPECT_NE(run.output.find("accuracy 0.6 is below the required 1"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("accuracy 60% is below the required 100%"), std::string::npos) << run.output;
   // prompt, expected, got, and the first line of the response, per case.
   EXPECT_TRUE(std::regex_search(run.output,
                                 std::regex("FAIL +\"Find all classes that inherit from Protocol\" +expected tool +got "
