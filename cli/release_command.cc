@@ -30,9 +30,9 @@ int release_command(const std::vector<std::string>& args) {
   std::string where = r.provenance.in_repository ? fmt::format("commit {}{}", r.provenance.commit.substr(0, 12),
                                                                r.provenance.dirty ? " (dirty working tree)" : "")
                                                  : "not in a git repository";
-  std::printf("released %s to %s: %llu files, %s, accuracy %.4g, %s, %s\n", target.c_str(),
+  std::printf("released %s to %s: %llu files, %s, accuracy %.4g%%, %s, %s\n", target.c_str(),
               relative_to_cwd(r.dir).c_str(), static_cast<unsigned long long>(r.files), human_size(r.bytes).c_str(),
-              r.accuracy, where.c_str(), r.is_signed ? "signed" : "unsigned");
+              100 * r.accuracy, where.c_str(), r.is_signed ? "signed" : "unsigned");
   return 0;
 }
 

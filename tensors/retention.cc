@@ -113,7 +113,8 @@ std::string RetentionReport::verdict() const {
   if (*r >= 0.8) return fmt::format("{} {}: the fused model keeps most of the adapter's weight change.", head, kept);
   const std::string advice = inplace    ? "Fuse with mode: dequantize, then quantize to 8 or 6 bits."
                              : bits == 0 ? "Fuse into float32 to keep it."
-                             : bits < 8  ? "Quantize to 8 bits (or 6), or keep the fused model in float."
+                             : bits < 6  ? "Quantize to 8 or 6 bits, or keep the fused model in float."
+                             : bits < 8  ? "Quantize to 8 bits, or keep the fused model in float."
                                          : "Keep the fused model in float (float16 or bfloat16).";
   if (*r >= 0.3)
     return fmt::format("{} {}: the fused model keeps part of what the adapter learned; check it against the gate. {}",

@@ -113,7 +113,7 @@ TEST(RetentionReport, VerdictSaysWhatToDo) {
   four.add_tensor({"w.weight", h});
   EXPECT_EQ(four.verdict(),
             "4-bit quantization kept 60% of the adapter's weight change (retention 0.60): the fused model keeps part "
-            "of what the adapter learned; check it against the gate. Quantize to 8 bits (or 6), or keep the fused "
+            "of what the adapter learned; check it against the gate. Quantize to 8 or 6 bits, or keep the fused "
             "model in float.");
   four.bits = 8;
   four.what = "8-bit quantization";
@@ -127,7 +127,7 @@ TEST(RetentionReport, VerdictSaysWhatToDo) {
   l.add(std::vector<float>{0}, std::vector<float>{1}, std::vector<float>{0.2f});
   lost.add_tensor({"w.weight", l});
   EXPECT_NE(lost.verdict().find("kept 20%"), std::string::npos) << lost.verdict();
-  EXPECT_NE(lost.verdict().find("will behave like the base model. Quantize to 8 bits"), std::string::npos)
+  EXPECT_NE(lost.verdict().find("will behave like the base model. Quantize to 8 bits, or keep"), std::string::npos)
       << lost.verdict();
 }
 
