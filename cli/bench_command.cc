@@ -92,6 +92,12 @@ int bench_command(const std::vector<std::string>& args) {
   auto plan = make_plan(s.recipe, configs);
   if (!plan.ok()) return report_error(*s.reporter, plan.error());
 
+  // The measuring processes fork from a zygote started now, before the build
+  // loads anything into this process, so every row starts from the same
+  // baseline memory.
+  auto zygote = gate::BenchZygote::start();
+  if (!zygote.ok()) return report_error(*s.reporter, zygote.error());
+
   // Build first (cache hits are instant); keep going past failures so every
   // configuration that has an artifact can be measured.
   s.build.keep_going = true;
@@ -194,7 +200,7 @@ int bench_command(const std::vector<std::string>& args) {
     }
     row.size_bytes = *size;
     s.reporter->info(fmt::format("bench {}: running {} cases", name, suite->cases.size()));
-    auto measured = gate::measure_in_child(*s.fs, *suite, target, choice.runner, runs);
+    auto measured = (*zygote)->measure(*file, target, choice.runner, runs);
     if (!measured.ok()) {
       fail(measured.error());
       continue;

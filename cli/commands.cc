@@ -1,7 +1,11 @@
 #include "cli/commands.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "rules/builtin.h"
@@ -71,7 +75,12 @@ Result<Session> open_session(const GlobalOptions& g) {
   s.fs = make_real_file_system();
   s.reporter = make_cli_reporter(g);
   register_builtin_rules(s.rules);
-  fs::path dir = g.directory.empty() ? fs::current_path() : fs::absolute(g.directory);
+  // -C changes directory like make -C and git -C, so every relative path on
+  // the command line (--suite, --svg, --to, --cache, ...) means the same thing
+  // as it would after `cd DIR`.
+  if (!g.directory.empty() && ::chdir(g.directory.c_str()) != 0)
+    return make_error(Errc::kInvalidInput, g.directory, "cannot change to this directory: {}", std::strerror(errno));
+  fs::path dir = fs::current_path();
   fs::path file = fs::path(g.file).is_absolute() ? fs::path(g.file) : dir / g.file;
   MB_ASSIGN(s.recipe, parse_recipe(*s.fs, file));
   const fs::path project = s.recipe.dir;
@@ -110,15 +119,25 @@ int run(int argc, char** argv) {
     std::printf("modelbuild %s\n", MODELBUILD_VERSION);
     return 0;
   }
+  // The command is the first word that is not a global flag or its value,
+  // so `modelbuild -C DIR bench` works like `modelbuild bench -C DIR`.
   Command fn = build_command;
-  if (!args.empty()) {
+  static const char* const k_valued[] = {"-f", "--file", "-C", "--directory", "--cache", "-j", "--jobs"};
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (!a.empty() && a[0] == '-') {
+      for (const char* v : k_valued)
+        if (a == v) ++i;  // skip its value
+      continue;
+    }
     for (const auto& c : kCommands) {
-      if (args[0] == c.name) {
+      if (a == c.name) {
         fn = c.fn;
-        args.erase(args.begin());
+        args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
         break;
       }
     }
+    break;
   }
   try {
     return fn(args);

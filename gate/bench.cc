@@ -1,5 +1,6 @@
 #include "gate/bench.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -141,6 +142,106 @@ Result<BenchMeasurement> measure_in_child(const FileSystem& fs, const Suite& sui
     have = true;
   }
   return best;
+}
+
+namespace {
+
+Result<std::string> read_line(int fd, const std::string& where) {
+  std::string line;
+  char c;
+  for (;;) {
+    ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(Errc::kIo, where, "read: {}", std::strerror(errno));
+    if (n == 0) return make_error(Errc::kInternal, where, "the bench zygote exited");
+    if (c == '\n') return line;
+    line.push_back(c);
+  }
+}
+
+nlohmann::json error_json(const Error& e) {
+  return {{"error", e.message}, {"where", e.where}, {"code", int(e.code)}};
+}
+
+// The zygote's loop: one request line in, one reply line out, until EOF.
+[[noreturn]] void zygote_main(int in, int out) {
+  auto fs = make_real_file_system();
+  for (;;) {
+    auto line = read_line(in, "zygote");
+    if (!line.ok()) ::_exit(0);  // the parent closed the pipe
+    nlohmann::json reply;
+    nlohmann::json req = nlohmann::json::parse(*line, nullptr, false);
+    RunnerTarget target;
+    target.model_dir = req.value("model_dir", std::string());
+    for (const auto& a : req.value("adapters", nlohmann::json::array())) target.adapters.push_back(a.get<std::string>());
+    target.threads = req.value("threads", 0);
+    auto suite = load_suite(*fs, req.value("suite_file", std::string()));
+    if (!suite.ok()) {
+      reply = error_json(suite.error());
+    } else {
+      auto m = measure_in_child(*fs, *suite, target, req.value("runner", nlohmann::json::object()), req.value("runs", 1));
+      if (m.ok())
+        reply = {{"report", m->report.to_json()}, {"peak_memory_bytes", m->peak_memory_bytes}};
+      else
+        reply = error_json(m.error());
+    }
+    write_all(out, reply.dump() + "\n");
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BenchZygote>> BenchZygote::start() {
+  int req[2], rep[2];
+  if (::pipe2(req, O_CLOEXEC) != 0) return make_error(Errc::kIo, "bench", "pipe: {}", std::strerror(errno));
+  if (::pipe2(rep, O_CLOEXEC) != 0) {
+    ::close(req[0]);
+    ::close(req[1]);
+    return make_error(Errc::kIo, "bench", "pipe: {}", std::strerror(errno));
+  }
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    for (int fd : {req[0], req[1], rep[0], rep[1]}) ::close(fd);
+    return make_error(Errc::kIo, "bench", "fork: {}", std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::close(req[1]);
+    ::close(rep[0]);
+    zygote_main(req[0], rep[1]);
+  }
+  ::close(req[0]);
+  ::close(rep[1]);
+  return std::unique_ptr<BenchZygote>(new BenchZygote(pid, req[1], rep[0]));
+}
+
+BenchZygote::~BenchZygote() {
+  ::close(m_to);  // EOF: the zygote exits
+  ::close(m_from);
+  int status = 0;
+  while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+Result<BenchMeasurement> BenchZygote::measure(const fs::path& suite_file, const RunnerTarget& target,
+                                              const nlohmann::json& runner_config, int runs) {
+  const std::string where = target.model_dir.string();
+  nlohmann::json req = {{"suite_file", suite_file.string()}, {"model_dir", target.model_dir.string()},
+                        {"adapters", nlohmann::json::array()}, {"threads", target.threads},
+                        {"runner", runner_config}, {"runs", runs}};
+  for (const auto& a : target.adapters) req["adapters"].push_back(a.string());
+  write_all(m_to, req.dump() + "\n");
+  MB_ASSIGN(std::string line, read_line(m_from, where));
+  nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
+  if (reply.is_discarded() || !reply.is_object())
+    return make_error(Errc::kInternal, where, "the bench zygote sent no reply");
+  if (reply.contains("error"))
+    return Error{static_cast<Errc>(reply.value("code", int(Errc::kInternal))), reply.value("where", where),
+                 reply.value("error", std::string("unknown error"))};
+  BenchMeasurement m;
+  MB_ASSIGN(m.report, GateReport::from_json(reply["report"]));
+  m.peak_memory_bytes = reply.value("peak_memory_bytes", uint64_t{0});
+  return m;
 }
 
 }  // namespace mb::gate

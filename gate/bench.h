@@ -4,6 +4,7 @@
 // belongs to that configuration alone and not to whatever the parent or an
 // earlier configuration loaded.
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -34,5 +35,29 @@ struct BenchMeasurement {
 // kStepFailed naming the model.
 Result<BenchMeasurement> measure_in_child(const FileSystem& fs, const Suite& suite, const RunnerTarget& target,
                                           const nlohmann::json& runner_config, int runs);
+
+// A clean process to fork the measuring children from (Android's "zygote"):
+// start() forks it before the bench builds anything, so every configuration's
+// child begins with the same small resident set, whatever the build later
+// loaded into the parent (a forked child's max RSS counts its parent's pages
+// at fork time). measure() sends it one request and waits for the answer.
+// Not thread-safe; one request at a time.
+class BenchZygote {
+ public:
+  static Result<std::unique_ptr<BenchZygote>> start();
+  ~BenchZygote();
+  BenchZygote(const BenchZygote&) = delete;
+  BenchZygote& operator=(const BenchZygote&) = delete;
+
+  // Loads the suite from `suite_file` in the zygote, then measure_in_child().
+  Result<BenchMeasurement> measure(const fs::path& suite_file, const RunnerTarget& target,
+                                   const nlohmann::json& runner_config, int runs);
+
+ private:
+  BenchZygote(int pid, int to_zygote, int from_zygote) : m_pid(pid), m_to(to_zygote), m_from(from_zygote) {}
+  int m_pid;
+  int m_to;    // requests, one JSON line each
+  int m_from;  // replies, one JSON line each
+};
 
 }  // namespace mb::gate

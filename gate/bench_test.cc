@@ -88,5 +88,33 @@ TEST(MeasureInChild, ABadRunnerConfigIsInvalidInput) {
   EXPECT_EQ(m.error().code, Errc::kInvalidInput);
 }
 
+
+TEST(BenchZygote, MemoryDoesNotIncludeWhatTheParentLoadedAfterStart) {
+  TempDir tmp;
+  fs::path suite = tmp.path() / "suite.yaml";
+  std::ofstream(suite) << "name: t\nsystem: sys\ncases:\n  - {prompt: \"What is DI?\", expect: direct}\n";
+  nlohmann::json config = {{"type", "command"}, {"command", "/bin/echo A direct answer."}};
+  auto zygote = BenchZygote::start();
+  ASSERT_TRUE(zygote.ok()) << zygote.error().to_string();
+  auto before = (*zygote)->measure(suite, RunnerTarget{tmp.path(), {}, 1}, config, 1);
+  ASSERT_TRUE(before.ok()) << before.error().to_string();
+  EXPECT_EQ(before->report.accuracy(), 1.0);
+  EXPECT_EQ(before->report.cases[0].first_line(), "A direct answer.");
+
+  // The parent now holds 256 MiB; a child forked from here would count it,
+  // one forked from the zygote does not.
+  std::vector<char> ballast(size_t{256} << 20, 1);
+  auto after = (*zygote)->measure(suite, RunnerTarget{tmp.path(), {}, 1}, config, 1);
+  ASSERT_TRUE(after.ok()) << after.error().to_string();
+  EXPECT_LT(after->peak_memory_bytes, before->peak_memory_bytes + (size_t{64} << 20));
+  EXPECT_EQ(ballast[12345], 1);
+
+  // Errors come back as errors, and the zygote keeps serving.
+  auto missing = (*zygote)->measure(tmp.path() / "nope.yaml", RunnerTarget{tmp.path(), {}, 1}, config, 1);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().to_string().find("nope.yaml"), std::string::npos) << missing.error().to_string();
+  EXPECT_TRUE((*zygote)->measure(suite, RunnerTarget{tmp.path(), {}, 1}, config, 1).ok());
+}
+
 }  // namespace
 }  // namespace mb::gate

@@ -40,6 +40,25 @@ TEST_F(CliTest, BuildsThenDoesNothing) {
   EXPECT_EQ(second.output.find("started"), std::string::npos) << second.output;
 }
 
+TEST_F(CliTest, DashCComesBeforeTheCommandAndRelativePathsMeanTheSameAsAfterCd) {
+  TempDir elsewhere{"cli-test-elsewhere"};
+  CliRun built = modelbuild(elsewhere.path(), {"-C", dir().string(), "build", "upper"});
+  ASSERT_EQ(built.code, 0) << built.output;
+  EXPECT_TRUE(fs::exists(dir() / "build/upper/up.txt"));
+  // The command after -C is still a command, not a target named "graph".
+  CliRun graph = modelbuild(elsewhere.path(), {"-C", dir().string(), "graph", "--dot"});
+  ASSERT_EQ(graph.code, 0) << graph.output;
+  EXPECT_NE(graph.out.find("digraph"), std::string::npos) << graph.out;
+  // A relative --cache is inside DIR, as after `cd DIR`.
+  CliRun cached = modelbuild(elsewhere.path(), {"-C", dir().string(), "--cache", "other-cache", "upper"});
+  ASSERT_EQ(cached.code, 0) << cached.output;
+  EXPECT_TRUE(fs::exists(dir() / "other-cache"));
+  EXPECT_FALSE(fs::exists(elsewhere.path() / "other-cache"));
+  CliRun missing = modelbuild(elsewhere.path(), {"-C", (dir() / "nope").string(), "status"});
+  EXPECT_EQ(missing.code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("nope"), std::string::npos) << missing.output;
+}
+
 TEST_F(CliTest, BadRecipesExitTwoWithAPosition) {
   write_file(dir() / "modelbuild.yaml", "targets:\n  t:\n    comand: [echo]\n    outputs: [x]\n");
   CliRun r = modelbuild(dir(), {"t"});
