@@ -121,8 +121,10 @@ Result<nlohmann::json> describe_target(Builder& builder, const Recipe& recipe, c
     const StepResult& r = report.steps[s];
     bool ok = r.state == StepState::kBuilt || r.state == StepState::kCached;
     all_ok = all_ok && ok;
-    steps.push_back({{"step", plan.steps[s].label},
-                     {"kind", plan.steps[s].kind},
+    // No step label: a shared step is labelled after whichever target the
+    // plan met first, which depends on what was requested, and the lock
+    // must not change when nothing did.
+    steps.push_back({{"kind", plan.steps[s].kind},
                      {"key", r.key_known ? digest_string_of(r.key) : nullptr},
                      {"output", ok ? nlohmann::json(digest_string_of(r.output_digest)) : nlohmann::json(nullptr)}});
   }

@@ -311,6 +311,27 @@ TEST_F(TinyReleaseTest, DoubleBuildGivesIdenticalBytesAndChecks) {
   EXPECT_NE(check.output.find("reproduced byte for byte"), std::string::npos) << check.output;
 }
 
+TEST_F(TinyReleaseTest, LockDoesNotDependOnWhichTargetsWereRequested) {
+  // fused_f16 and fused_8bit share their fuse step; the plan names a shared
+  // step after whichever target it met first, which must not leak into the lock.
+  std::string recipe = read_file(dir() / "modelbuild.yaml");
+  recipe += R"(  fused_f16:
+    base: base_4bit
+    adapters: [tools_lora]
+    fusion: dequantize
+    dtype: float16
+    gate: {suite: suite, min_accuracy: 1.0}
+)";
+  write_file(dir() / "modelbuild.yaml", recipe);
+  ASSERT_EQ(modelbuild(dir(), {}).code, 0);
+  const std::string all = read_file(dir() / "modelbuild.lock");
+  fs::remove_all(dir() / ".modelbuild");
+  CliRun one = modelbuild(dir(), {"fused_f16"});  // alone, its fuse step is "fuse fused_f16"
+  ASSERT_EQ(one.code, 0) << one.output;
+  EXPECT_EQ(read_file(dir() / "modelbuild.lock"), all);
+  EXPECT_EQ(one.output.find("updated modelbuild.lock"), std::string::npos) << one.output;
+}
+
 TEST_F(TinyReleaseTest, ReleasesTheGatedModelOutsideGit) {
   CliRun r = modelbuild(dir(), {"release", "fused_8bit", "--to", "out"});
   ASSERT_EQ(r.code, 0) << r.output;
