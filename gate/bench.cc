@@ -50,6 +50,22 @@ void write_all(int fd, const std::string& text) {
   }
 }
 
+// Errors cross the process boundary as {"error", "where", "code"}.
+nlohmann::json error_json(const Error& e) {
+  return {{"error", e.message}, {"where", e.where}, {"code", int(e.code)}};
+}
+
+// A reply from a child or the zygote: the object, or the error it carries.
+Result<nlohmann::json> parse_reply(std::string_view text, const std::string& where, const char* who) {
+  nlohmann::json reply = nlohmann::json::parse(text, nullptr, false);
+  if (reply.is_discarded() || !reply.is_object())
+    return make_error(Errc::kInternal, where, "the {} sent no report", who);
+  if (reply.contains("error"))
+    return Error{static_cast<Errc>(reply.value("code", int(Errc::kInternal))), reply.value("where", where),
+                 reply.value("error", std::string("unknown error"))};
+  return reply;
+}
+
 // The child: load, run the suite, send {"report": …} or {"error": …} back.
 [[noreturn]] void child_main(int fd, const FileSystem& fs, const Suite& suite, const RunnerTarget& target,
                              const nlohmann::json& runner_config) {
@@ -58,13 +74,10 @@ void write_all(int fd, const std::string& text) {
     NullReporter quiet;
     auto runner = make_runner(fs, runner_config, target);
     if (!runner.ok()) {
-      out = {{"error", runner.error().message}, {"where", runner.error().where}, {"code", int(runner.error().code)}};
+      out = error_json(runner.error());
     } else {
       auto report = run_gate(**runner, suite, runner_config, quiet, "bench");
-      if (report.ok())
-        out = {{"report", report->to_json()}};
-      else
-        out = {{"error", report.error().message}, {"where", report.error().where}, {"code", int(report.error().code)}};
+      out = report.ok() ? nlohmann::json{{"report", report->to_json()}} : error_json(report.error());
     }
   } catch (const std::exception& e) {
     out = {{"error", e.what()}, {"where", target.model_dir.string()}, {"code", int(Errc::kInternal)}};
@@ -116,12 +129,7 @@ Result<ChildRun> run_once(const FileSystem& fs, const Suite& suite, const Runner
     return make_error(
         Errc::kStepFailed, where, "the bench process died ({})",
         WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status)) : fmt::format("exit {}", WEXITSTATUS(status)));
-  nlohmann::json reply = nlohmann::json::parse(text, nullptr, false);
-  if (reply.is_discarded() || !reply.is_object())
-    return make_error(Errc::kInternal, where, "the bench process sent no report");
-  if (reply.contains("error"))
-    return Error{static_cast<Errc>(reply.value("code", int(Errc::kInternal))), reply.value("where", where),
-                 reply.value("error", std::string("unknown error"))};
+  MB_ASSIGN(nlohmann::json reply, parse_reply(text, where, "bench process"));
   MB_ASSIGN(GateReport report, GateReport::from_json(reply["report"]));
   // ru_maxrss is in kilobytes on Linux.
   return ChildRun{std::move(report), uint64_t(usage.ru_maxrss) * 1024};
@@ -157,10 +165,6 @@ Result<std::string> read_line(int fd, const std::string& where) {
     if (c == '\n') return line;
     line.push_back(c);
   }
-}
-
-nlohmann::json error_json(const Error& e) {
-  return {{"error", e.message}, {"where", e.where}, {"code", int(e.code)}};
 }
 
 // The zygote's loop: one request line in, one reply line out, until EOF.
@@ -232,12 +236,7 @@ Result<BenchMeasurement> BenchZygote::measure(const fs::path& suite_file, const 
   for (const auto& a : target.adapters) req["adapters"].push_back(a.string());
   write_all(m_to, req.dump() + "\n");
   MB_ASSIGN(std::string line, read_line(m_from, where));
-  nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
-  if (reply.is_discarded() || !reply.is_object())
-    return make_error(Errc::kInternal, where, "the bench zygote sent no reply");
-  if (reply.contains("error"))
-    return Error{static_cast<Errc>(reply.value("code", int(Errc::kInternal))), reply.value("where", where),
-                 reply.value("error", std::string("unknown error"))};
+  MB_ASSIGN(nlohmann::json reply, parse_reply(line, where, "bench zygote"));
   BenchMeasurement m;
   MB_ASSIGN(m.report, GateReport::from_json(reply["report"]));
   m.peak_memory_bytes = reply.value("peak_memory_bytes", uint64_t{0});
