@@ -13,10 +13,10 @@
 namespace mb::cli {
 
 void install_git_resolver(Session& s, Builder& builder) {
-  // Lazily, for commands that only evaluate (status, explain): a bad pin
-  // shows as that source's failure. build, --check and release resolve every
-  // pin up front instead (install_git_sources), so a bad pin exits 2 before
-  // anything runs.
+  // Lazily, for gc, which must work even when a pin no longer resolves: a
+  // bad pin shows as that source's failure. build, status, explain, --check
+  // and release resolve every pin up front instead (install_git_sources), so
+  // a bad pin exits 2 before anything runs.
   builder.git_resolver = [&files = *s.fs,
                           cache = builder.options().cache_dir](const SourceDecl& src) -> Result<fs::path> {
     MB_ASSIGN(ResolvedGit r, resolve_git_source(files, src, cache));

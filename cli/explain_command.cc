@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/printing.h"
 #include "graph/plan.h"
+#include "release/git_source.h"
 
 namespace mb::cli {
 
@@ -20,7 +21,8 @@ int explain_command(const std::vector<std::string>& args) {
   if (!plan.ok()) return report_error(plan.error());
   NullReporter quiet;
   Builder builder(*s->fs, quiet, s->rules, s->build);
-  install_git_resolver(*s, builder);  // git-pinned sources, read from the object database
+  // Every git pin is resolved first, as build does: a bad pin is bad input.
+  if (auto git = install_git_sources(*s->fs, s->recipe, *plan, builder); !git.ok()) return report_error(git.error());
   auto report = builder.evaluate(s->recipe, *plan);
   if (!report.ok()) return report_error(report.error());
   bool any = false;

@@ -252,6 +252,11 @@ targets:
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("unknown revision 'no-such-tag'"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("source 'pinned'"), std::string::npos) << r.output;
+  for (const char* command : {"status", "explain"}) {  // the same for commands that only look
+    r = modelbuild(project(), {command});
+    EXPECT_EQ(r.code, 2) << command << ": " << r.output;
+    EXPECT_NE(r.output.find("unknown revision 'no-such-tag'"), std::string::npos) << r.output;
+  }
   recipe.replace(recipe.find("no-such-tag"), 11, "main");
   recipe.replace(recipe.find("adapters/a"), 10, "adapters/zz");
   write_file(project() / "modelbuild.yaml", recipe);
