@@ -15,7 +15,8 @@ namespace mb {
 class GateRule : public Rule {
  public:
   std::string_view kind() const override { return "gate"; }
-  int algorithm_version() const override { return 1; }
+  // 2: gate.json without timings.
+  int algorithm_version() const override { return 2; }
   Status run(StepContext& ctx) const override;
 };
 

@@ -30,7 +30,8 @@ class QuantizeRule : public Rule {
 class RetentionRule : public Rule {
  public:
   std::string_view kind() const override { return "retention"; }
-  int algorithm_version() const override { return 1; }
+  // 2: proportionate verdict wording in retention.json.
+  int algorithm_version() const override { return 2; }
   Status run(StepContext& ctx) const override;
 };
 
