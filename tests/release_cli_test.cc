@@ -4,9 +4,11 @@
 // directory with a `command` runner (/bin/cat echoes each prompt, so a case
 // whose prompt holds a <tool_call> "calls a tool"); the realistic ones use
 // examples/tiny, whose whole build and gate take well under a second.
-#include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <map>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e_support.h"
@@ -350,6 +352,36 @@ TEST_F(TinyReleaseTest, ReleasesTheGatedModelOutsideGit) {
   fs::remove_all(dir() / ".modelbuild");
   fs::remove_all(dir() / "build");
   EXPECT_EQ(modelbuild(dir(), {"verify", "out"}).code, 0);
+}
+
+// The committed examples/tiny/modelbuild.lock is a golden file: a build of
+// every target from an empty cache, on any x86-64 machine, must reproduce it.
+// A step whose key is unchanged but whose output differs means a rule changed
+// its output bytes without bumping its algorithm version, so old caches
+// would keep serving the old bytes under the same key.
+TEST(ExampleLock, AFreshBuildReproducesTheCommittedLock) {
+  TempDir tmp{"example-lock"};
+  const fs::path tiny = source_dir() / "examples/tiny";
+  for (const char* item : {"models", "adapters", "tokenizer", "suite.yaml", "modelbuild.yaml"})
+    fs::copy(tiny / item, tmp.path() / item, fs::copy_options::recursive);
+  CliRun r = modelbuild(tmp.path(), {});
+  ASSERT_EQ(r.code, 3) << "fused_4bit's gate should fail, the rest pass:\n" << r.output;
+  const auto got = nlohmann::json::parse(read_file(tmp.path() / "modelbuild.lock"));
+  const auto want = nlohmann::json::parse(read_file(tiny / "modelbuild.lock"));
+  std::map<std::string, std::string> want_outputs;  // step key -> output digest
+  for (const auto& [name, t] : want["targets"].items())
+    for (const auto& step : t["steps"])
+      if (step["output"].is_string()) want_outputs[step["key"].get<std::string>()] = step["output"];
+  for (const auto& [name, t] : got["targets"].items())
+    for (const auto& step : t["steps"]) {
+      auto it = want_outputs.find(step["key"].get<std::string>());
+      if (it != want_outputs.end() && step["output"].is_string())
+        EXPECT_EQ(step["output"].get<std::string>(), it->second)
+            << name << " " << step["kind"] << ": same key, different output — bump the rule's algorithm_version";
+    }
+  EXPECT_TRUE(got == want) << "examples/tiny/modelbuild.lock is out of date: rebuild the example from an empty "
+                              "cache and commit the lock it writes. The diff:\n"
+                           << nlohmann::json::diff(want, got).dump(2);
 }
 
 }  // namespace
