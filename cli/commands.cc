@@ -29,7 +29,7 @@ const Entry kCommands[] = {
     {"inspect", inspect_command, "show a model's or adapter's tensors, quantization and size"},
     {"diff", diff_command, "compare two models tensor by tensor"},
     {"generate", generate_command, "generate text with the built-in CPU engine"},
-    // TODO(wire): {"serve", serve_command, "serve a model over an OpenAI-compatible HTTP API"},
+    {"serve", serve_command, "serve a model over an OpenAI-compatible HTTP API"},
     {"bench", bench_command, "compare configurations: size, memory, speed, accuracy"},
     {"release", release_command, "write a gated target and its signed manifest"},
     {"verify", verify_command, "check a release directory against its manifest"},

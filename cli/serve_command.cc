@@ -1,0 +1,118 @@
+// `modelbuild serve --model DIR [--adapter DIR]... [--model-name NAME]
+// [--host 127.0.0.1] [--port N] [--threads N] [--max-tokens N]`: an
+// OpenAI-compatible HTTP server (GET /health, GET /v1/models, POST
+// /v1/chat/completions) on the built-in CPU engine. The request→reply mapping
+// lives in gate/server.cc; this file is only the HTTP plumbing.
+//
+// `--port 0` picks a free port; the one line on stdout,
+// `listening on http://HOST:PORT`, tells scripts which. Logs go to stderr.
+// SIGTERM/SIGINT stop the server cleanly.
+#include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.h"
+#include "gate/server.h"
+
+namespace mb::cli {
+namespace {
+
+struct ServeFlags {
+  std::string model, model_name, host = "127.0.0.1";
+  std::vector<std::string> adapters;
+  int port = 8080, threads = 0, max_tokens = 256;
+};
+
+void send(httplib::Response& res, const gate::HttpReply& reply) {
+  res.status = reply.status;
+  res.set_content(reply.body.dump(), "application/json");
+}
+
+Result<int> run_serve(const ServeFlags& f) {
+  // SIGTERM/SIGINT are blocked in every thread and taken by one thread with
+  // sigwait(), which stops the server outside signal context. The mask is
+  // inherited, so it is set before the engine starts its worker threads.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  auto fs = make_real_file_system();
+  if (f.max_tokens < 1) return make_error(Errc::kInvalidInput, "--max-tokens", "must be at least 1");
+  if (f.threads < 0) return make_error(Errc::kInvalidInput, "--threads", "must not be negative");
+  if (f.port < 0 || f.port > 65535) return make_error(Errc::kInvalidInput, "--port", "must be 0..65535");
+  const fs::path model = fs::absolute(f.model);
+  if (!fs::is_directory(model)) return make_error(Errc::kInvalidInput, f.model, "no such model directory");
+  inference::LoadOptions lo;
+  for (const std::string& a : f.adapters) {
+    if (a.empty()) continue;  // "" = no adapter (an unset {adapter} in a runner's command)
+    if (!fs::is_directory(a)) return make_error(Errc::kInvalidInput, a, "no such adapter directory");
+    lo.adapters.push_back(fs::absolute(a));
+  }
+  lo.threads = f.threads;
+  auto loaded = inference::Engine::load(*fs, model, lo);
+  if (!loaded.ok()) {
+    Error e = loaded.error();
+    if (e.code != Errc::kIo) e.code = Errc::kInvalidInput;  // a model we cannot load is bad input
+    return e;
+  }
+  std::string id = f.model_name.empty() ? model.lexically_normal().filename().string() : f.model_name;
+  if (id.empty()) id = model.lexically_normal().parent_path().filename().string();
+  gate::ChatServer chat(std::move(*loaded), id, f.max_tokens);
+
+  httplib::Server server;
+  server.Get("/health", [&](const httplib::Request&, httplib::Response& res) { send(res, chat.health()); });
+  server.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) { send(res, chat.models()); });
+  server.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
+    auto reply = chat.chat_completions(req.body);
+    std::fprintf(stderr, "POST /v1/chat/completions %d\n", reply.status);
+    send(res, reply);
+  });
+  int port = f.port;
+  if (port == 0) {
+    port = server.bind_to_any_port(f.host);
+  } else if (!server.bind_to_port(f.host, port)) {
+    port = -1;
+  }
+  if (port < 0) return make_error(Errc::kIo, fmt::format("{}:{}", f.host, f.port), "cannot listen on this address");
+  std::atomic<bool> stopping{false};
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    stopping = true;
+    server.stop();
+  });
+  std::printf("listening on http://%s:%d\n", f.host.c_str(), port);
+  std::fflush(stdout);
+  std::fprintf(stderr, "serving model '%s' (%s)\n", id.c_str(), f.model.c_str());
+  const bool listened = server.listen_after_bind();
+  if (!stopping) ::kill(::getpid(), SIGTERM);  // listening ended on its own: release the stopper
+  stopper.join();
+  if (!listened && !stopping) return make_error(Errc::kIo, fmt::format("{}:{}", f.host, port), "the server stopped");
+  return 0;
+}
+
+}  // namespace
+
+int serve_command(const std::vector<std::string>& args) {
+  CLI::App app("Serve a model over an OpenAI-compatible HTTP API (greedy decoding).", "serve");
+  ServeFlags f;
+  app.add_option("--model", f.model, "model directory (config.json, tokenizer.json, *.safetensors)")->required();
+  app.add_option("--adapter", f.adapters, "LoRA adapter directory applied at run time (repeatable; \"\" = none)");
+  app.add_option("--model-name", f.model_name, "model id reported by /v1/models (default: the directory's name)");
+  app.add_option("--host", f.host, "address to listen on (default 127.0.0.1)");
+  app.add_option("--port", f.port, "port to listen on; 0 picks a free one (default 8080)");
+  app.add_option("--threads", f.threads, "worker threads (default: all cores)");
+  app.add_option("--max-tokens", f.max_tokens, "default max_tokens of a request (default 256)");
+  if (int rc = parse_args(app, args); rc >= 0) return rc;
+  auto rc = run_serve(f);
+  if (!rc.ok()) return report_error(rc.error());
+  return *rc;
+}
+
+}  // namespace mb::cli
