@@ -59,6 +59,16 @@ void finish_groups(Inspection& out, std::map<std::string, SizeGroup>& groups) {
   }
 }
 
+// A float (or integer) tensor counts in the group of its dtype.
+void add_float_tensor(std::map<std::string, SizeGroup>& groups, const TensorSummary& s) {
+  SizeGroup& g = groups[dtype_name(s.dtype)];
+  g.label = dtype_name(s.dtype);
+  g.nominal_bits = dtype_bits(s.dtype);
+  ++g.tensors;
+  g.parameters += s.parameters;
+  g.bytes += s.bytes;
+}
+
 Result<Inspection> inspect_model(const FileSystem& fs, const fs::path& dir) {
   MB_ASSIGN(ModelDir model, ModelDir::open(fs, dir));
   Inspection out;
@@ -95,13 +105,8 @@ Result<Inspection> inspect_model(const FileSystem& fs, const fs::path& dir) {
       g.parameters += s.parameters;
       g.bytes += s.bytes;
     } else {
-      SizeGroup& g = groups[dtype_name(s.dtype)];
-      g.label = dtype_name(s.dtype);
-      g.nominal_bits = dtype_bits(s.dtype);
-      ++g.tensors;
       s.parameters = numel_of(s.shape);
-      g.parameters += s.parameters;
-      g.bytes += s.bytes;
+      add_float_tensor(groups, s);
     }
     out.tensors.push_back(std::move(s));
   }
@@ -129,12 +134,7 @@ Result<Inspection> inspect_adapter(const FileSystem& fs, const fs::path& dir) {
   std::map<std::string, SizeGroup> groups;
   for (const TensorInfo& info : file.tensors()) {
     TensorSummary s{info.name, info.dtype, info.shape, std::nullopt, info.shape, false, info.numel(), info.nbytes()};
-    SizeGroup& g = groups[dtype_name(info.dtype)];
-    g.label = dtype_name(info.dtype);
-    g.nominal_bits = dtype_bits(info.dtype);
-    ++g.tensors;
-    g.parameters += s.parameters;
-    g.bytes += s.bytes;
+    add_float_tensor(groups, s);
     out.tensors.push_back(std::move(s));
   }
   finish_groups(out, groups);

@@ -11,28 +11,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "release/release_test_support.h"
 #include "tests/e2e_support.h"
 
 namespace mb::e2e {
 namespace {
 
-// Runs git in `dir`; fails the test on a non-zero exit.
-std::string git(const fs::path& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), "git");
-  SubprocessOptions o;
-  o.cwd = dir;
-  o.env["GIT_CONFIG_NOSYSTEM"] = "1";
-  auto r = run_subprocess(args, o);
-  EXPECT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->output : r.error().to_string());
-  return r.ok() ? r->stdout_text : "";
-}
-
-std::string commit_all(const fs::path& dir, const std::string& message) {
-  git(dir, {"add", "-A"});
-  git(dir, {"commit", "-q", "-m", message});
-  std::string head = git(dir, {"rev-parse", "HEAD"});
-  return head.substr(0, head.find('\n'));
-}
+// The release module's git helpers (the git CLI makes real repositories).
+using testing_release::git;
+using testing_release::git_init;
+const auto& commit_all = testing_release::git_commit_all;
 
 const char* kSuite = R"(name: fake
 system: "sys"
@@ -70,10 +58,7 @@ class ReleaseCliTest : public ::testing::Test {
     write_file(project() / "failing.yaml", "name: failing\ncases:\n  - {prompt: \"a plain answer\", expect: tool}\n");
     write_file(project() / "modelbuild.yaml", kRecipe);
     write_file(project() / ".gitignore", "build/\n.modelbuild/\n");
-    git(project(), {"init", "-q", "-b", "main", "."});
-    git(project(), {"config", "user.name", "Release Test"});
-    git(project(), {"config", "user.email", "release-test@example.invalid"});
-    git(project(), {"config", "commit.gpgsign", "false"});
+    git_init(project());
     m_head = commit_all(project(), "initial");
   }
   fs::path project() const { return m_tmp.path() / "project"; }
