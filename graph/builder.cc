@@ -35,9 +35,8 @@ std::optional<std::string> failed_check(const Check& c, const nlohmann::json& re
   double v = report[ptr].get<double>();
   if (v + 1e-12 < c.min)
   {
-    // Accuracy reads best as a percentage; other figures as they are.
-    if (c.what == "accuracy")
-      return fmt::format("accuracy {:.4g}% is below the required {:.4g}% (step '{}')", 100 * v, 100 * c.min, label);
+    if (c.percent)
+      return fmt::format("{} {:.4g}% is below the required {:.4g}% (step '{}')", c.what, 100 * v, 100 * c.min, label);
     return fmt::format("{} {:.4g} is below the required {:.4g} (step '{}')", c.what, v, c.min, label);
   }
   return std::nullopt;

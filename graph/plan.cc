@@ -161,7 +161,7 @@ class Planner {
         auto& after = m_plan.steps[tp.gate_step].after;
         if (std::find(after.begin(), after.end(), retention_step) == after.end()) after.push_back(retention_step);
       }
-      tp.checks.push_back({tp.gate_step, "/accuracy", m.gate->min_accuracy, "accuracy"});
+      tp.checks.push_back({tp.gate_step, "/accuracy", m.gate->min_accuracy, "accuracy", /*percent=*/true});
     }
     return {};
   }

@@ -49,6 +49,7 @@ struct Check {
   std::string pointer;  // "/accuracy", "/retention/overall"
   double min = 0;
   std::string what;  // "accuracy", "delta retention"
+  bool percent = false;  // say the figures as percentages (a fraction of cases)
 };
 
 struct TargetPlan {
