@@ -4,6 +4,7 @@
 
 #include "cache/cache.h"
 #include "cache/file_digests.h"
+#include "cache/tree_digest.h"
 
 namespace mb {
 namespace {
@@ -29,18 +30,18 @@ fs::path source_path(const SourceDecl& src, const std::map<std::string, Resolved
   return it == git.end() ? fs::path() : it->second.path;
 }
 
-// Digest (as the builder computes it) and total size of a file or directory.
+// Digest (as the builder computes it) and total size of a file or directory;
+// a directory is walked once, for both.
 Result<std::pair<Digest, uint64_t>> digest_and_size(Builder& builder, const fs::path& path) {
-  FileSystem& fs = builder.cache().fs();
-  MB_ASSIGN(FileStat st, fs.stat(path));
-  MB_ASSIGN(Digest d, builder.file_digests().digest_of_tree(path, 0));
-  uint64_t size = st.size;
-  if (st.is_dir) {
-    size = 0;
-    MB_ASSIGN(auto entries, builder.file_digests().tree_entries(path, 0));
-    for (const auto& e : entries) size += e.size;
+  MB_ASSIGN(FileStat st, builder.cache().fs().stat(path));
+  if (!st.is_dir) {
+    MB_ASSIGN(Digest d, builder.file_digests().digest_of(path));
+    return std::make_pair(d, st.size);
   }
-  return std::make_pair(d, size);
+  MB_ASSIGN(auto entries, builder.file_digests().tree_entries(path, 0));
+  uint64_t size = 0;
+  for (const auto& e : entries) size += e.size;
+  return std::make_pair(tree_digest(entries), size);
 }
 
 }  // namespace
