@@ -1,6 +1,10 @@
 #include "tensors/dtype.h"
 
+#include "tensors/kernels.h"
+
+#include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cstring>
 #include <limits>
 
@@ -128,7 +132,9 @@ float f16_to_f32(uint16_t bits) {
   uint32_t m = bits & 0x3FF;
   uint32_t out;
   if (e == 0x1F) {
-    out = sign | 0x7F800000 | (m << 13);
+    // Infinity, or a NaN made quiet as the hardware conversions (x86 F16C,
+    // Arm FCVT) make it, so the vector kernels give the same bits.
+    out = sign | 0x7F800000 | (m != 0 ? 0x400000u : 0u) | (m << 13);
   } else if (e != 0) {
     out = sign | ((e + 112) << 23) | (m << 13);
   } else if (m == 0) {
@@ -167,21 +173,18 @@ void round_to_dtype(std::span<float> values, DType dtype) {
   if (dtype == DType::kBF16) {
     for (float& v : values) v = bf16_to_f32(f32_to_bf16(v));
   } else if (dtype == DType::kF16) {
-    for (float& v : values) {
-      uint32_t u = std::bit_cast<uint32_t>(v);
-      const uint32_t abs = u & 0x7FFFFFFF;
-      // Normal f16 results (2^-14 ≤ |v| < 65520): round the 23-bit mantissa
-      // to 10 bits, ties to even, as f32_to_f16 does; a carry into the
-      // exponent is the correct rounding up. Subnormals, overflow and NaN
-      // take the exact scalar path.
-      if (abs >= 0x38800000 && abs < 0x477FF000) {
-        u += 0xFFF + ((u >> 13) & 1);
-        v = std::bit_cast<float>(u & 0xFFFFE000u);
-      } else {
-        v = f16_to_f32(f32_to_f16(v));
-      }
-    }
+    kernels::table().round_f16(values.data(), values.data(), static_cast<int64_t>(values.size()));
   }
+}
+
+void round_to_dtype(std::span<const float> in, std::span<float> out, DType dtype) {
+  assert(in.size() == out.size());
+  if (dtype == DType::kF16) {
+    kernels::table().round_f16(in.data(), out.data(), static_cast<int64_t>(in.size()));
+    return;
+  }
+  std::copy(in.begin(), in.end(), out.begin());
+  round_to_dtype(out, dtype);
 }
 
 namespace {
@@ -206,11 +209,7 @@ Status to_f32(DType dtype, std::span<const std::byte> bytes, std::span<float> va
       if (n) std::memcpy(values.data(), p, n * 4);
       break;
     case DType::kF16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        values[i] = f16_to_f32(h);
-      }
+      kernels::table().f16_to_f32(p, values.data(), static_cast<int64_t>(n));
       break;
     case DType::kBF16:
       for (size_t i = 0; i < n; ++i) {
@@ -241,10 +240,7 @@ Status from_f32(std::span<const float> values, DType dtype, std::span<std::byte>
       if (n) std::memcpy(p, values.data(), n * 4);
       break;
     case DType::kF16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t h = f32_to_f16(values[i]);
-        std::memcpy(p + 2 * i, &h, 2);
-      }
+      kernels::table().f32_to_f16(values.data(), p, static_cast<int64_t>(n));
       break;
     case DType::kBF16:
       for (size_t i = 0; i < n; ++i) {

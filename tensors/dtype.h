@@ -74,9 +74,11 @@ float bf16_to_f32(uint16_t bits);
 // Rounds `value` to the nearest value of `dtype` and back to float32
 // (identity for F32 and F64). REQUIRES: is_quantizable_float(dtype) or kF64.
 float round_to_dtype(float value, DType dtype);
-// The same over a span, in place; F16's normal range takes a branch-light
-// bit-arithmetic path (this runs once per weight when fusing or quantizing).
+// The same over a span, in place. F16 goes through kernels.h (F16C when the
+// CPU has it): this runs once per weight when fusing or quantizing.
 void round_to_dtype(std::span<float> values, DType dtype);
+// The same from `in` into `out` (same size; they may be the same span).
+void round_to_dtype(std::span<const float> in, std::span<float> out, DType dtype);
 
 // Bulk conversions between raw little-endian tensor bytes and float32.
 // `bytes` need not be aligned. REQUIRES nothing; sizes are checked:

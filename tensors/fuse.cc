@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "base/reporter.h"
+#include "tensors/kernels.h"
 #include "tensors/quantize_model.h"
 
 namespace mb {
@@ -71,29 +72,27 @@ Status for_each_row_chunk(int64_t rows, int64_t cols, int threads,
 
 // ---- Row arithmetic ---------------------------------------------------------
 
-namespace {
-
-// d[i] = d[i] + c·a[i], two roundings (the build forbids FMA contraction).
-// Vectorizing keeps every element's arithmetic identical.
-__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"))) void axpy(float c, const float* __restrict a,
-                                                                                 float* __restrict d, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) d[i] += c * a[i];
-}
-
-}  // namespace
-
 void fuse_row(std::span<const LoraModule* const> modules, int64_t row, std::span<const float> w0,
               std::span<float> out, std::span<float> scratch) {
   const int64_t in = static_cast<int64_t>(w0.size());
   assert(out.size() == w0.size() && scratch.size() >= w0.size());
   std::copy(w0.begin(), w0.end(), out.begin());
   float* delta = scratch.data();
+  const kernels::Table& k = kernels::table();
   for (const LoraModule* m : modules) {
     if (m == nullptr) continue;
     assert(m->in == in && row < m->out);
-    std::fill(delta, delta + in, 0.0f);
+    // The row's coefficients s·B[row, k]; on the stack for usual ranks.
+    float local[64];
+    std::vector<float> heap;
+    float* coef = local;
+    if (m->rank > 64) {
+      heap.resize(static_cast<size_t>(m->rank));
+      coef = heap.data();
+    }
     const float* b_row = m->b.data() + row * m->rank;
-    for (int64_t k = 0; k < m->rank; ++k) axpy(m->scale * b_row[k], m->a.data() + k * in, delta, in);
+    for (int64_t r = 0; r < m->rank; ++r) coef[r] = m->scale * b_row[r];
+    k.lora_delta(coef, m->a.data(), m->rank, in, delta);
     if (!m->is_dora()) {
       for (int64_t i = 0; i < in; ++i) out[i] += delta[i];
       continue;
@@ -132,22 +131,14 @@ void dequantize_rows_f32(std::span<const std::byte> packed, std::span<const std:
   const int64_t groups = cols / group_size;
   const size_t row_packed = static_cast<size_t>(cols * bits / 8);
   const size_t row_scales = static_cast<size_t>(groups) * dtype_size(scales_dtype);
-  scratch.codes.resize(static_cast<size_t>(cols));
   scratch.scales.resize(static_cast<size_t>(groups));
   scratch.biases.resize(static_cast<size_t>(groups));
   for (int64_t r = 0; r < rows; ++r) {
-    unpack_codes(packed.subspan(r * row_packed, row_packed), bits, scratch.codes);
     // Sizes are consistent by construction, so the conversions cannot fail.
     (void)to_f32(scales_dtype, scales.subspan(r * row_scales, row_scales), scratch.scales).ok();
     (void)to_f32(scales_dtype, biases.subspan(r * row_scales, row_scales), scratch.biases).ok();
-    float* o = out.data() + r * cols;
-    for (int64_t g = 0; g < groups; ++g) {
-      const float s = scratch.scales[static_cast<size_t>(g)], b = scratch.biases[static_cast<size_t>(g)];
-      for (int64_t j = g * group_size; j < (g + 1) * group_size; ++j) {
-        const float q = static_cast<float>(scratch.codes[static_cast<size_t>(j)]);
-        o[j] = q * s + b;
-      }
-    }
+    kernels::table().dequantize_packed(packed.data() + r * row_packed, bits, groups, group_size,
+                                       scratch.scales.data(), scratch.biases.data(), out.data() + r * cols);
   }
 }
 
@@ -220,7 +211,6 @@ Result<WeightRows> WeightRows::open(const ModelDir& model, const std::string& na
 WeightRows::Scratch WeightRows::make_scratch() const {
   Scratch s;
   if (m_quant) {
-    s.codes.resize(static_cast<size_t>(m_cols));
     s.scales.resize(static_cast<size_t>(m_cols / m_quant->group_size));
     s.biases.resize(s.scales.size());
   }
@@ -252,6 +242,21 @@ std::vector<TensorDecl> encoded_decls(const std::string& name, const std::vector
           {module + ".biases", encoding.dtype, scales_shape(shape, encoding.quant.group_size)}};
 }
 
+namespace {
+
+// One worker's row buffers for encode_tensor, reused across chunks and
+// tensors so that the hot loop neither allocates nor zero-fills.
+struct RowBuffers {
+  std::vector<float> base, fused, rounded, hat, ref_base, ref_target, scratch;
+  std::vector<std::byte> out, scales, biases;
+  void prepare(size_t cols) {
+    for (std::vector<float>* v : {&base, &fused, &rounded, &hat, &ref_base, &ref_target, &scratch})
+      if (v->size() != cols) v->resize(cols);
+  }
+};
+
+}  // namespace
+
 Result<std::optional<TensorRetention>> encode_tensor(const EncodeJob& job, ModelDirWriter& out, int threads) {
   const WeightRows& src = *job.rows;
   const WeightRows& ref = job.reference ? *job.reference : src;
@@ -269,64 +274,65 @@ Result<std::optional<TensorRetention>> encode_tensor(const EncodeJob& job, Model
 
   const int64_t per = row_chunk_rows(rows, cols);
   std::vector<RetentionSums> sums(static_cast<size_t>(rows == 0 ? 0 : (rows + per - 1) / per));
+  // MLX's quantizer sees values of the scales' dtype. Values read unchanged
+  // from a float tensor of that dtype already are (the common f16 → 8-bit
+  // case), so the per-element rounding is skipped for them.
+  const bool round_first =
+      enc.quantize && enc.dtype != DType::kF32 && !(job.modules.empty() && !src.quantized() && src.dtype() == enc.dtype);
+  const int bits = enc.quant.bits, gs = enc.quant.group_size;
+  const size_t c = static_cast<size_t>(cols);
+  const size_t row_out = enc.quantize ? c * static_cast<size_t>(bits) / 8 : c * tsize;
+  const size_t row_params = enc.quantize ? c / static_cast<size_t>(gs) * tsize : 0;
   Status st = for_each_row_chunk(rows, cols, threads, [&](int64_t chunk, int64_t begin, int64_t end) -> Status {
-    const size_t n = static_cast<size_t>((end - begin) * cols), c = static_cast<size_t>(cols);
-    std::vector<float> w(n), row_in(c), scratch(c);
-    std::vector<float> w0, target, hat;
-    if (job.measure) w0.resize(n), target.resize(n), hat.resize(n);
+    // Each row goes through the whole pipeline (read, fuse, round, encode,
+    // decode, measure) while it is in cache; only the encoded bytes are
+    // kept for the chunk. The buffers live as long as the worker thread.
+    thread_local RowBuffers b;
+    b.prepare(c);
+    const size_t nrows = static_cast<size_t>(end - begin);
+    b.out.resize(nrows * row_out);
+    b.scales.resize(nrows * row_params);
+    b.biases.resize(nrows * row_params);
     WeightRows::Scratch src_scratch = src.make_scratch(), ref_scratch = ref.make_scratch();
     for (int64_t r = begin; r < end; ++r) {
-      const size_t off = static_cast<size_t>(r - begin) * c;
-      std::span<float> w_row(w.data() + off, c);
-      if (job.modules.empty()) {
-        src.read_row(r, w_row, src_scratch);
+      const size_t i = static_cast<size_t>(r - begin);
+      src.read_row(r, b.base, src_scratch);
+      std::span<const float> fused = b.base;
+      if (!job.modules.empty()) {
+        fuse_row(job.modules, r, b.base, b.fused, b.scratch);
+        fused = b.fused;
+      }
+      std::span<std::byte> out_row(b.out.data() + i * row_out, row_out);
+      if (!enc.quantize) {
+        MB_TRY(from_f32(fused, enc.dtype, out_row));
+        if (job.measure) round_to_dtype(fused, b.hat, enc.dtype);
       } else {
-        src.read_row(r, row_in, src_scratch);
-        fuse_row(job.modules, r, row_in, w_row, scratch);
+        std::span<const float> q_in = fused;
+        if (round_first) {
+          round_to_dtype(fused, b.rounded, enc.dtype);
+          q_in = b.rounded;
+        }
+        std::span<std::byte> s_row(b.scales.data() + i * row_params, row_params),
+            b_row(b.biases.data() + i * row_params, row_params);
+        MB_TRY(quantize_rows(name, q_in, cols, enc.dtype, enc.quant, out_row, s_row, b_row));
+        if (job.measure) dequantize_rows_f32(out_row, s_row, b_row, enc.dtype, cols, bits, gs, b.hat, src_scratch);
       }
       if (!job.measure) continue;
-      std::span<float> w0_row(w0.data() + off, c), target_row(target.data() + off, c);
-      if (!separate_ref) {
-        std::copy(row_in.begin(), row_in.end(), w0_row.begin());
-        if (job.modules.empty()) std::copy(w_row.begin(), w_row.end(), w0_row.begin());
-        std::copy(w_row.begin(), w_row.end(), target_row.begin());
+      // Row by row, like measure_retention, so both give identical figures.
+      RetentionSums& sum = sums[static_cast<size_t>(chunk)];
+      if (separate_ref) {
+        ref.read_row(r, b.ref_base, ref_scratch);
+        fuse_row(ref_modules, r, b.ref_base, b.ref_target, b.scratch);
+        sum.add(b.ref_base, b.ref_target, b.hat);
       } else {
-        ref.read_row(r, w0_row, ref_scratch);
-        fuse_row(ref_modules, r, w0_row, target_row, scratch);
+        sum.add(job.modules.empty() ? fused : std::span<const float>(b.base), fused, b.hat);
       }
     }
-    if (!enc.quantize) {
-      std::vector<std::byte> bytes(n * tsize);
-      MB_TRY(from_f32(w, enc.dtype, bytes));
-      MB_TRY(out.write_tensor_part(name, static_cast<uint64_t>(begin * cols) * tsize, bytes));
-      if (job.measure) {
-        std::copy(w.begin(), w.end(), hat.begin());
-        round_to_dtype(hat, enc.dtype);
-      }
-    } else {
-      // MLX's quantizer sees values of the scales' dtype. Values read
-      // unchanged from a float tensor of that dtype already are (the common
-      // f16 → 8-bit case), so the per-element rounding is skipped for them.
-      const bool exact = job.modules.empty() && !src.quantized() && src.dtype() == enc.dtype;
-      if (enc.dtype != DType::kF32 && !exact)
-        round_to_dtype(w, enc.dtype);
-      const int bits = enc.quant.bits, gs = enc.quant.group_size;
-      std::vector<std::byte> packed(n * static_cast<size_t>(bits) / 8), scales(n / static_cast<size_t>(gs) * tsize),
-          biases(scales.size());
-      MB_TRY(quantize_rows(name, w, cols, enc.dtype, enc.quant, packed, scales, biases));
-      const uint64_t first = static_cast<uint64_t>(begin * cols);
-      MB_TRY(out.write_tensor_part(name, first * static_cast<uint64_t>(bits) / 8, packed));
-      MB_TRY(out.write_tensor_part(module + ".scales", first / static_cast<uint64_t>(gs) * tsize, scales));
-      MB_TRY(out.write_tensor_part(module + ".biases", first / static_cast<uint64_t>(gs) * tsize, biases));
-      if (job.measure) dequantize_rows_f32(packed, scales, biases, enc.dtype, cols, bits, gs, hat, src_scratch);
-    }
-    // Row by row, like measure_retention, so both give identical figures.
-    if (job.measure)
-      for (size_t off = 0; off < n; off += c)
-        sums[static_cast<size_t>(chunk)].add(std::span<const float>(w0).subspan(off, c),
-                                             std::span<const float>(target).subspan(off, c),
-                                             std::span<const float>(hat).subspan(off, c));
-    return Status::ok_status();
+    const uint64_t first = static_cast<uint64_t>(begin * cols);
+    if (!enc.quantize) return out.write_tensor_part(name, first * tsize, b.out);
+    MB_TRY(out.write_tensor_part(name, first * static_cast<uint64_t>(bits) / 8, b.out));
+    MB_TRY(out.write_tensor_part(module + ".scales", first / static_cast<uint64_t>(gs) * tsize, b.scales));
+    return out.write_tensor_part(module + ".biases", first / static_cast<uint64_t>(gs) * tsize, b.biases);
   });
   MB_TRY(st);
   if (!job.measure) return std::optional<TensorRetention>();

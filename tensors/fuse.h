@@ -138,7 +138,6 @@ class WeightRows {
   DType dtype() const { return m_dtype; }
 
   struct Scratch {
-    std::vector<uint8_t> codes;
     std::vector<float> scales, biases;
   };
   Scratch make_scratch() const;

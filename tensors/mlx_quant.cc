@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tensors/kernels.h"
 #include "tensors/safetensors.h"
 
 namespace mb {
@@ -40,15 +41,6 @@ float load(DType dtype, std::span<const std::byte> bytes, size_t i) {
   uint16_t h;
   std::memcpy(&h, bytes.data() + 2 * i, 2);
   return dtype == DType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
-}
-
-void store(DType dtype, std::span<std::byte> bytes, size_t i, float value) {
-  if (dtype == DType::kF32) {
-    std::memcpy(bytes.data() + 4 * i, &value, 4);
-    return;
-  }
-  uint16_t h = dtype == DType::kF16 ? f32_to_f16(value) : f32_to_bf16(value);
-  std::memcpy(bytes.data() + 2 * i, &h, 2);
 }
 
 Status check_dtype(std::string_view name, DType dtype) {
@@ -150,41 +142,54 @@ inline float round_half_away(float x) {
 
 }  // namespace
 
-GroupParams quantize_group(std::span<const float> w, int bits, QuantKernel kernel, DType dtype,
-                           std::span<uint8_t> codes) {
-  const bool cpu = kernel == QuantKernel::kCpu;
+float gpu_initial_min(DType dtype) { return dtype_max(dtype); }
+
+GroupParams group_params(float w_min, float w_max, int bits, QuantKernel kernel) {
   const float n_bins = static_cast<float>((1 << bits) - 1);
   const float eps = 1e-7f;
-  // The GPU kernels start max at 0, so an all-negative group still sees 0
-  // as its maximum (mlx-formats §1.3).
-  float w_min = cpu ? std::numeric_limits<float>::infinity() : dtype_max(dtype);
-  float w_max = cpu ? -std::numeric_limits<float>::infinity() : 0.0f;
-  for (float v : w) {
-    w_max = std::max(w_max, v);
-    w_min = std::min(w_min, v);
-  }
-  // rint honours the default round-to-nearest-even mode; round() is the
-  // Metal/CUDA one, ties away from zero.
-  auto round_q = [cpu](float x) { return cpu ? std::rint(x) : round_half_away(x); };
-
   const bool mask = std::fabs(w_min) > std::fabs(w_max);
   float scale = std::max((w_max - w_min) / n_bins, eps);
   scale = mask ? scale : -scale;
   const float edge = mask ? w_min : w_max;
-  const float q0 = round_q(edge / scale);
+  const float q0 = round_code(edge / scale, kernel);
   float bias = 0.0f;
   if (q0 != 0.0f) {
     scale = edge / q0;
     bias = edge;
   }
+  return {scale, bias};
+}
+
+float round_code(float x, QuantKernel kernel) {
+  // rint honours the default round-to-nearest-even mode; round() is the
+  // Metal/CUDA one, ties away from zero.
+  return kernel == QuantKernel::kCpu ? std::rint(x) : round_half_away(x);
+}
+
+GroupParams quantize_group(std::span<const float> w, int bits, QuantKernel kernel, DType dtype,
+                           std::span<uint8_t> codes) {
+  const bool cpu = kernel == QuantKernel::kCpu;
+  const float n_bins = static_cast<float>((1 << bits) - 1);
+  // The GPU kernels start max at 0, so an all-negative group still sees 0
+  // as its maximum (mlx-formats §1.3). A NaN never wins a comparison, so it
+  // is ignored here (kernels_avx2.cc relies on that).
+  float w_min = cpu ? std::numeric_limits<float>::infinity() : gpu_initial_min(dtype);
+  float w_max = cpu ? -std::numeric_limits<float>::infinity() : 0.0f;
+  for (float v : w) {
+    w_max = std::max(w_max, v);
+    w_min = std::min(w_min, v);
+  }
+  const GroupParams p = group_params(w_min, w_max, bits, kernel);
   for (size_t i = 0; i < w.size(); ++i) {
-    float q = round_q((w[i] - bias) / scale);
+    float q = round_code((w[i] - p.bias) / p.scale, kernel);
     // The GPU clamps only at the top; its quotient is never below -0.5, so
-    // the lower clamp here only turns -0 into 0 (and keeps the cast defined).
-    q = std::min(std::max(q, 0.0f), n_bins);
+    // the lower clamp only turns -0 into 0. Written so that a NaN (from a
+    // NaN weight) becomes code 0, as the vector max instruction does.
+    q = q > 0.0f ? q : 0.0f;
+    q = q < n_bins ? q : n_bins;
     codes[i] = static_cast<uint8_t>(q);
   }
-  return {scale, bias};
+  return p;
 }
 
 void pack_codes(std::span<const uint8_t> codes, int bits, std::span<std::byte> out) {
@@ -259,14 +264,19 @@ Status quantize_rows(std::string_view name, std::span<const float> w, int64_t co
   if (biases.size() != param_bytes) return size_error(name, "biases output", biases.size(), param_bytes);
 
   // Rows hold whole groups and a group of >= 32 codes packs to whole words,
-  // so every group packs independently at its own byte offset.
-  uint8_t codes[k_max_group];
-  for (size_t g = 0; g < groups; ++g) {
-    std::span<uint8_t> c(codes, static_cast<size_t>(gs));
-    GroupParams p = quantize_group(w.subspan(g * gs, gs), bits, params.kernel, dtype, c);
-    pack_codes(c, bits, packed.subspan(g * group_bytes, group_bytes));
-    store(dtype, scales, g, p.scale);
-    store(dtype, biases, g, p.bias);
+  // so every group packs independently at its own byte offset. Groups go
+  // through the kernel in blocks that fit the stack.
+  constexpr size_t k_block = 32;
+  uint8_t codes[k_block * k_max_group];
+  float s[k_block], b[k_block];
+  const kernels::Table& k = kernels::table();
+  for (size_t g0 = 0; g0 < groups; g0 += k_block) {
+    const size_t n = std::min(k_block, groups - g0);
+    k.quantize_groups(w.data() + g0 * gs, static_cast<int64_t>(n), gs, bits, params.kernel, dtype, codes, s, b);
+    pack_codes(std::span<const uint8_t>(codes, n * gs), bits, packed.subspan(g0 * group_bytes, n * group_bytes));
+    const size_t t = dtype_size(dtype);
+    (void)from_f32(std::span<const float>(s, n), dtype, scales.subspan(g0 * t, n * t)).ok();
+    (void)from_f32(std::span<const float>(b, n), dtype, biases.subspan(g0 * t, n * t)).ok();
   }
   return {};
 }

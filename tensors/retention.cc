@@ -1,5 +1,7 @@
 #include "tensors/retention.h"
 
+#include "tensors/kernels.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -15,25 +17,15 @@ void RetentionSums::add(std::span<const float> w0, std::span<const float> target
   assert(w0.size() == target.size() && w0.size() == result.size());
   // Four interleaved partial sums (element i goes to lane i % 4), combined
   // in lane order: a fixed order, so the figures stay deterministic, with
-  // four independent dependency chains for speed.
-  double dd[4] = {}, ee[4] = {}, cc[4] = {}, dot[4] = {};
-  const size_t n = w0.size();
-  for (size_t i = 0; i < n; ++i) {
-    const size_t l = i & 3;
-    // Differences of two floats are exact in double.
-    const double delta = static_cast<double>(target[i]) - w0[i];
-    const double change = static_cast<double>(result[i]) - w0[i];
-    const double error = static_cast<double>(result[i]) - target[i];
-    dd[l] += delta * delta;
-    ee[l] += error * error;
-    cc[l] += change * change;
-    dot[l] += change * delta;
-  }
-  delta_sq += (dd[0] + dd[1]) + (dd[2] + dd[3]);
-  error_sq += (ee[0] + ee[1]) + (ee[2] + ee[3]);
-  change_sq += (cc[0] + cc[1]) + (cc[2] + cc[3]);
-  this->dot += (dot[0] + dot[1]) + (dot[2] + dot[3]);
-  elements += static_cast<int64_t>(n);
+  // four independent dependency chains for speed (kernels.h).
+  double lanes[4][4] = {};
+  kernels::table().retention_lanes(w0.data(), target.data(), result.data(), static_cast<int64_t>(w0.size()), lanes);
+  const auto total = [](const double* l) { return (l[0] + l[1]) + (l[2] + l[3]); };
+  delta_sq += total(lanes[0]);
+  error_sq += total(lanes[1]);
+  change_sq += total(lanes[2]);
+  dot += total(lanes[3]);
+  elements += static_cast<int64_t>(w0.size());
 }
 
 RetentionSums& RetentionSums::operator+=(const RetentionSums& o) {
