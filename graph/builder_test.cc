@@ -63,22 +63,19 @@ class FakeRule : public Rule {
       std::string text = read(ctx.input("base")->path / "w.txt");
       for (auto* a : ctx.inputs_with_prefix("adapter.")) text += "+" + read(a->path / "a.txt");
       for (auto& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      std::ofstream(ctx.output_dir / "model.txt") << text << " mode=" << ctx.params["mode"].get<std::string>();
+      // With bits the fuse step quantizes in the same pass.
+      const std::string q = ctx.params.contains("bits") ? "q" + ctx.params["bits"].dump() + ":" : "";
+      std::ofstream(ctx.output_dir / "model.txt") << q << text << " mode=" << ctx.params["mode"].get<std::string>();
       if (fs::exists(dir / "crash")) {
         std::ofstream(ctx.output_dir / "partial.bin") << "half";
         ::kill(::getpid(), SIGKILL);
       }
-      ctx.report["retention"] = {{"retained", ctx.params["mode"] == "inplace" ? 0.05 : 0.99}};
+      ctx.report["retention"] = {{"retained", ctx.params["mode"] == "inplace" ? 0.05 : 0.97}};
       return {};
     }
     if (m_kind == "quantize") {
       std::ofstream(ctx.output_dir / "model.txt")
           << "q" << ctx.params["bits"].dump() << ":" << read(ctx.input("model")->path / "model.txt");
-      return {};
-    }
-    if (m_kind == "retention") {
-      std::ofstream(ctx.output_dir / "retention.json") << "0.97";
-      ctx.report["retention"] = {{"retained", 0.97}};
       return {};
     }
     if (m_kind == "gate") {
@@ -105,7 +102,7 @@ class FakeRule : public Rule {
 class BuilderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* kind : {"fuse", "quantize", "retention", "gate", "command"})
+    for (const char* kind : {"fuse", "quantize", "gate", "command"})
       m_rules.add(std::make_unique<FakeRule>(kind, log_path()));
     write(dir() / "base/w.txt", "base weights");
     write(dir() / "lora/a.txt", "adapter delta");
@@ -186,7 +183,7 @@ using Lines = std::vector<std::string>;
 
 TEST_F(BuilderTest, FirstBuildRunsEverythingSecondNothing) {
   BuildReport r;
-  EXPECT_EQ(build({"fused"}, &r), (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  EXPECT_EQ(build({"fused"}, &r), (Lines{"fuse fuse fused", "gate gate fused"}));
   ASSERT_EQ(r.targets.size(), 1u);
   EXPECT_EQ(r.targets[0].state, TargetState::kBuilt);
   EXPECT_EQ(r.exit_code(), 0);
@@ -207,7 +204,7 @@ TEST_F(BuilderTest, MaterializedFilesAreReadOnlyLinks) {
 TEST_F(BuilderTest, ChangingOneAdapterByteRerunsOnlyDownstream) {
   build({"fused", "base_only"});
   write(dir() / "lora/a.txt", "adapter delta!");
-  EXPECT_EQ(build({"fused", "base_only"}), (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  EXPECT_EQ(build({"fused", "base_only"}), (Lines{"fuse fuse fused", "gate gate fused"}));
 }
 
 TEST_F(BuilderTest, TouchingAFileRerunsNothingAndRehashesOnlyIt) {
@@ -219,10 +216,12 @@ TEST_F(BuilderTest, TouchingAFileRerunsNothingAndRehashesOnlyIt) {
   EXPECT_EQ(m_last_hashed[0].filename(), "a.txt");
 }
 
-TEST_F(BuilderTest, ChangingBitsReusesTheFuseStep) {
-  build({"fused"});
+TEST_F(BuilderTest, ChangingBitsRerunsTheOnePassFuseOnly) {
+  build({"fused", "base_only"});
   set_recipe(6);
-  EXPECT_EQ(build({"fused"}), (Lines{"gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  // Fusion to bits is one streaming step, so new bits fuse again; the
+  // quantize-only target does not depend on them.
+  EXPECT_EQ(build({"fused", "base_only"}), (Lines{"fuse fuse fused", "gate gate fused"}));
   EXPECT_EQ(read(dir() / "build/fused/model.txt").substr(0, 3), "q6:");
 }
 
@@ -261,9 +260,8 @@ TEST_F(BuilderTest, ExplainNamesTheChangedFile) {
 TEST_F(BuilderTest, EarlyCutoffWhenAnUpstreamRebuildGivesIdenticalBytes) {
   build({"fused"});
   write(dir() / "base/w.txt", "BASE WEIGHTS");  // same output after upper-casing
-  // The fuse reruns and yields the same bytes, so quantize and gate are cut
-  // off; only the retention measurement, which reads the base itself, reruns.
-  EXPECT_EQ(build({"fused"}), (Lines{"fuse fuse fused", "retention retention fused"}));
+  // The fuse reruns and yields the same bytes, so the gate is cut off.
+  EXPECT_EQ(build({"fused"}), (Lines{"fuse fuse fused"}));
 }
 
 TEST_F(BuilderTest, RetentionCheckFailsBeforeTheGateRuns) {
@@ -275,6 +273,24 @@ TEST_F(BuilderTest, RetentionCheckFailsBeforeTheGateRuns) {
   EXPECT_NE(r.targets[0].failures[0].find("delta retention 0.05 is below the required 0.9"), std::string::npos)
       << r.targets[0].failures[0];
   EXPECT_FALSE(fs::exists(dir() / "build/inplace"));
+}
+
+TEST_F(BuilderTest, RetentionCheckOfAFusionToBitsFailsBeforeTheGateRuns) {
+  set_recipe(8, R"(  strict:
+    base: base
+    adapters: [lora]
+    bits: 4
+    min_delta_retention: 0.98
+    gate: {suite: suite})");
+  BuildReport r;
+  // The one-pass fuse step reports 0.97: below 0.98, so no gate runs.
+  EXPECT_EQ(build({"strict"}, &r), Lines{"fuse fuse strict"});
+  ASSERT_EQ(r.targets[0].state, TargetState::kFailed);
+  EXPECT_EQ(r.exit_code(), 3);
+  ASSERT_FALSE(r.targets[0].failures.empty());
+  EXPECT_NE(r.targets[0].failures[0].find("delta retention 0.97 is below the required 0.98"), std::string::npos)
+      << r.targets[0].failures[0];
+  EXPECT_FALSE(fs::exists(dir() / "build/strict"));
 }
 
 TEST_F(BuilderTest, FailedGateIsCachedAndNotMaterialized) {
@@ -314,7 +330,7 @@ TEST_F(BuilderTest, AKilledStepLeavesNothingAndTheNextRunIsCorrect) {
   ASSERT_TRUE(WIFSIGNALED(status)) << "the fake fuse should have killed its process";
   fs::remove(dir() / "crash");
   BuildReport r;
-  EXPECT_EQ(build({"fused"}, &r), (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  EXPECT_EQ(build({"fused"}, &r), (Lines{"fuse fuse fused", "gate gate fused"}));
   EXPECT_EQ(r.targets[0].state, TargetState::kBuilt);
   EXPECT_FALSE(fs::exists(dir() / "build/fused/partial.bin"));
   EXPECT_EQ(read(dir() / "build/fused/model.txt"), "q8:BASE WEIGHTS+ADAPTER DELTA mode=dequantize");
@@ -345,7 +361,7 @@ TEST_F(BuilderTest, ConcurrentBuildsOfOneTargetExecuteOnce) {
   std::ifstream in(log_path());
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   std::sort(lines.begin(), lines.end());
-  EXPECT_EQ(lines, (Lines{"fuse fuse fused", "gate gate fused", "quantize quantize fused", "retention retention fused"}));
+  EXPECT_EQ(lines, (Lines{"fuse fuse fused", "gate gate fused"}));
 }
 
 TEST_F(BuilderTest, DryRunRunsNothing) {

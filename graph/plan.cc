@@ -98,7 +98,6 @@ class Planner {
     artifact->role = "model";
     nlohmann::json dtype = m.dtype ? nlohmann::json(*m.dtype) : nlohmann::json("auto");
     std::optional<double> min_retention = m.min_delta_retention;
-    int retention_step = -1;
     if (m.gate && m.gate->min_delta_retention) min_retention = m.gate->min_delta_retention;
 
     if (!adapters.empty() && m.fusion == Fusion::kNone) {
@@ -113,30 +112,22 @@ class Planner {
     } else if (!adapters.empty()) {
       std::vector<InputRef> in = {base};
       in.insert(in.end(), adapters.begin(), adapters.end());
-      int fuse = add_step("fuse", {{"mode", "dequantize"}, {"dtype", dtype}}, in, t.name, "fuse");
+      // With bits, one streaming pass fuses and quantizes and measures how
+      // much of the adapters' delta the bits keep: no float model is written
+      // to the cache and read back (declare a float target to get one).
+      nlohmann::json params = {{"mode", "dequantize"}, {"dtype", dtype}};
+      if (m.bits) {
+        params["bits"] = *m.bits;
+        params["group_size"] = m.group_size;
+        params["quantizer"] = m.quantizer;
+      }
+      int fuse = add_step("fuse", params, in, t.name, "fuse");
       artifact = InputRef{"model", "", fuse};
       if (m.bits) {
-        int q = add_step("quantize",
-                         {{"bits", *m.bits}, {"group_size", m.group_size}, {"quantizer", m.quantizer}, {"dtype", dtype}},
-                         {InputRef{"model", "", fuse}}, t.name, "quantize");
-        artifact = InputRef{"model", "", q};
-        // How much of the adapters' delta the chosen bits keep. A step of its
-        // own, so the quantize step's key depends only on the fused model
-        // (early cutoff) while this one reads the base and adapters again.
-        std::vector<InputRef> rin = {InputRef{"model", "", q}};
-        InputRef ref_base = base;
-        ref_base.role = "reference.base";
-        rin.push_back(ref_base);
-        for (size_t i = 0; i < adapters.size(); ++i) {
-          InputRef a = adapters[i];
-          a.role = fmt::format("reference.adapter.{}", i);
-          rin.push_back(a);
-        }
-        retention_step = add_step("retention", nlohmann::json::object(), rin, t.name, "retention");
-        tp.retention_step = retention_step;
-        if (min_retention) tp.checks.push_back({retention_step, "/retention/retained", *min_retention, "delta retention"});
+        tp.retention_step = fuse;
+        if (min_retention) tp.checks.push_back({fuse, "/retention/retained", *min_retention, "delta retention"});
       }
-        } else if (m.bits || m.dtype) {
+    } else if (m.bits || m.dtype) {
       nlohmann::json bits = m.bits ? nlohmann::json(*m.bits) : nlohmann::json(nullptr);
       int q = add_step("quantize",
                        {{"bits", bits}, {"group_size", m.group_size}, {"quantizer", m.quantizer}, {"dtype", dtype}},
@@ -157,10 +148,6 @@ class Planner {
       // Thresholds are checks, not params: changing min_accuracy re-checks
       // the cached verdict instead of re-running the suite.
       tp.gate_step = add_step("gate", {{"runner", m.gate->runner}}, in, t.name, "gate");
-      if (retention_step >= 0) {
-        auto& after = m_plan.steps[tp.gate_step].after;
-        if (std::find(after.begin(), after.end(), retention_step) == after.end()) after.push_back(retention_step);
-      }
       tp.checks.push_back({tp.gate_step, "/accuracy", m.gate->min_accuracy, "accuracy", /*percent=*/true});
     }
     return {};
@@ -195,7 +182,7 @@ std::string input_text(const Plan& plan, const InputRef& in) {
 }  // namespace
 
 std::vector<int> Step::deps() const {
-  std::vector<int> out = after;
+  std::vector<int> out;
   for (const auto& in : inputs)
     if (!in.is_source() && std::find(out.begin(), out.end(), in.step) == out.end()) out.push_back(in.step);
   return out;
@@ -243,7 +230,6 @@ std::string plan_to_text(const Plan& plan) {
   for (const auto& s : plan.steps) {
     out += fmt::format("#{} {} [{}] {}\n", s.index, s.kind, s.label, canonical_json(s.params));
     for (const auto& in : s.inputs) out += fmt::format("    <- {}\n", input_text(plan, in));
-    for (int a : s.after) out += fmt::format("    after #{} ({})\n", a, plan.steps[a].label);
   }
   for (const auto& name : plan.requested) {
     const TargetPlan& tp = plan.targets.at(name);
@@ -271,7 +257,6 @@ std::string plan_to_dot(const Plan& plan) {
         out += fmt::format("  s{} -> s{} [label=\"{}\"];\n", in.step, s.index, in.role);
       }
     }
-    for (int a : s.after) out += fmt::format("  s{} -> s{} [style=dotted];\n", a, s.index);
   }
   for (const auto& name : plan.requested) {
     const TargetPlan& tp = plan.targets.at(name);

@@ -34,11 +34,6 @@ struct Step {
   std::vector<InputRef> inputs;
   std::string label;  // "fuse fused_8bit", for people
   std::string slot;   // "fused_8bit/fuse": stable name under which explain remembers it
-  // Order-only dependencies (as in ninja): steps that must finish first but
-  // whose outputs this step does not read, so they are not part of its key.
-  // The gate waits for the retention measurement this way, so a target whose
-  // adapter delta was rounded away fails before any inference runs.
-  std::vector<int> after;
   std::vector<int> deps() const;
 };
 

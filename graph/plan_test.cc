@@ -35,19 +35,39 @@ class PlanTest : public ::testing::Test {
   Recipe m_recipe;
 };
 
-TEST_F(PlanTest, TargetsShareTheFuseStep) {
+TEST_F(PlanTest, FusionToBitsIsOneStreamingStep) {
   Plan p = plan(R"(
-  fused_8bit: {base: base, adapters: [lora], bits: 8, dtype: float16}
+  fused_f16: {base: base, adapters: [lora], dtype: float16}
+  fused_8bit: {base: base, adapters: [lora], bits: 8, dtype: float16, min_delta_retention: 0.9}
   fused_6bit: {base: base, adapters: [lora], bits: 6, dtype: float16}
 )",
-                {"fused_8bit", "fused_6bit"});
-  EXPECT_EQ(count(p, "fuse"), 1);
-  EXPECT_EQ(count(p, "quantize"), 2);
-  int q8 = p.targets.at("fused_8bit").artifact->step;
-  int q6 = p.targets.at("fused_6bit").artifact->step;
-  EXPECT_NE(q8, q6);
-  EXPECT_EQ(p.steps[q8].inputs[0].step, p.steps[q6].inputs[0].step);
-  EXPECT_EQ(p.steps[q8].params["bits"], 8);
+                {"fused_f16", "fused_8bit", "fused_6bit"});
+  // One fuse step per target: the quantized ones fuse straight to their
+  // bits, and none reads the float model back.
+  EXPECT_EQ(count(p, "fuse"), 3);
+  EXPECT_EQ(count(p, "quantize"), 0);
+  EXPECT_EQ(count(p, "retention"), 0);
+  const TargetPlan& t8 = p.targets.at("fused_8bit");
+  const Step& f8 = p.steps[t8.artifact->step];
+  EXPECT_EQ(f8.kind, "fuse");
+  EXPECT_EQ(f8.params["mode"], "dequantize");
+  EXPECT_EQ(f8.params["dtype"], "float16");
+  EXPECT_EQ(f8.params["bits"], 8);
+  EXPECT_EQ(f8.params["group_size"], 64);
+  EXPECT_EQ(f8.params["quantizer"], "gpu");
+  ASSERT_EQ(f8.inputs.size(), 2u);
+  EXPECT_TRUE(f8.inputs[0].is_source());
+  // The retention check reads the fuse step's own report.
+  EXPECT_EQ(t8.retention_step, t8.artifact->step);
+  ASSERT_EQ(t8.checks.size(), 1u);
+  EXPECT_EQ(t8.checks[0].step, t8.artifact->step);
+  EXPECT_EQ(t8.checks[0].pointer, "/retention/retained");
+  const Step& f6 = p.steps[p.targets.at("fused_6bit").artifact->step];
+  EXPECT_EQ(f6.params["bits"], 6);
+  EXPECT_NE(f6.index, f8.index);
+  const TargetPlan& tf = p.targets.at("fused_f16");
+  EXPECT_FALSE(p.steps[tf.artifact->step].params.contains("bits"));
+  EXPECT_EQ(tf.retention_step, -1);  // float fusion quantizes nothing
 }
 
 TEST_F(PlanTest, FusionModesExpandDifferently) {
@@ -111,12 +131,12 @@ TEST_F(PlanTest, UnknownTarget) {
 }
 
 TEST_F(PlanTest, DotOutputMentionsEveryStep) {
-  Plan p = plan("  t: {base: base, adapters: [lora], bits: 8}\n", {});
+  Plan p = plan("  t: {base: base, adapters: [lora], bits: 8, gate: {suite: suite}}\n", {});
   std::string dot = plan_to_dot(p);
   EXPECT_NE(dot.find("digraph"), std::string::npos);
   EXPECT_NE(dot.find("fuse"), std::string::npos);
-  EXPECT_NE(dot.find("quantize"), std::string::npos);
-  EXPECT_NE(plan_to_text(p).find("target t: artifact #1"), std::string::npos);
+  EXPECT_NE(dot.find("gate"), std::string::npos);
+  EXPECT_NE(plan_to_text(p).find("target t: artifact #0"), std::string::npos);
 }
 
 }  // namespace

@@ -11,7 +11,6 @@ void register_builtin_rules(RuleRegistry& registry) {
   registry.add(std::make_unique<GateRule>());
   registry.add(std::make_unique<FuseRule>());
   registry.add(std::make_unique<QuantizeRule>());
-  registry.add(std::make_unique<RetentionRule>());
 }
 
 }  // namespace mb

@@ -48,11 +48,17 @@ Status FuseRule::run(StepContext& ctx) const {
   o.mode = ctx.params.value("mode", std::string("dequantize")) == "inplace" ? FuseMode::kInplace : FuseMode::kDequantize;
   MB_ASSIGN(o.dtype, dtype_param(ctx));
   o.kernel = kernel_param(ctx);
+  if (ctx.params.contains("bits") && !ctx.params["bits"].is_null())
+    o.quantize = QuantParams{ctx.params["bits"].get<int>(), ctx.params.value("group_size", 64), o.kernel};
   o.threads = ctx.threads;
   o.step = ctx.step_label;
   MB_ASSIGN(FuseResult res, fuse_model(ctx.fs, base->path, adapters, ctx.output_dir, o, ctx.reporter));
   ctx.report["dtype"] = dtype_name(res.dtype);
-  if (o.mode == FuseMode::kInplace) report_retention(ctx, res.retention);
+  if (o.quantize) {
+    ctx.report["bits"] = o.quantize->bits;
+    ctx.report["group_size"] = o.quantize->group_size;
+  }
+  if (o.mode == FuseMode::kInplace || o.quantize) report_retention(ctx, res.retention);
   return {};
 }
 
@@ -82,27 +88,6 @@ Status QuantizeRule::run(StepContext& ctx) const {
   ctx.report["bits"] = o.bits;
   ctx.report["group_size"] = o.group_size;
   return {};
-}
-
-Status RetentionRule::run(StepContext& ctx) const {
-  const StepInput* model = ctx.input("model");
-  const StepInput* base = ctx.input("reference.base");
-  if (!model || !base) return make_error(Errc::kInternal, ctx.step_label, "retention step without model or base");
-  MB_ASSIGN(auto adapters, adapters_with_prefix(ctx, "reference.adapter."));
-  // Name what rounded the weights from the model's own quantization.
-  std::string what = "float fusion";
-  int bits = 0;
-  if (auto text = ctx.fs.read_file(model->path / "config.json"); text.ok()) {
-    auto cfg = nlohmann::json::parse(*text, nullptr, false);
-    if (!cfg.is_discarded() && cfg.contains("quantization") && cfg["quantization"].contains("bits")) {
-      bits = cfg["quantization"]["bits"].get<int>();
-      what = fmt::format("{}-bit quantization", bits);
-    }
-  }
-  MB_ASSIGN(RetentionReport r,
-            measure_retention(ctx.fs, model->path, base->path, adapters, what, bits, ctx.threads, ctx.reporter));
-  report_retention(ctx, r);
-  return write_file_atomic(ctx.fs, ctx.output_dir / "retention.json", r.to_json().dump(2) + "\n");
 }
 
 }  // namespace mb
