@@ -228,7 +228,7 @@ Result<Plan> make_plan(const Recipe& recipe, const std::vector<std::string>& tar
 std::string plan_to_text(const Plan& plan) {
   std::string out;
   for (const auto& s : plan.steps) {
-    out += fmt::format("#{} {} [{}] {}\n", s.index, s.kind, s.label, canonical_json(s.params));
+    out += fmt::format("#{} {} [{}] {}\n", s.index, s.kind, s.label, s.params.dump());
     for (const auto& in : s.inputs) out += fmt::format("    <- {}\n", input_text(plan, in));
   }
   for (const auto& name : plan.requested) {

@@ -136,7 +136,10 @@ TEST_F(PlanTest, DotOutputMentionsEveryStep) {
   EXPECT_NE(dot.find("digraph"), std::string::npos);
   EXPECT_NE(dot.find("fuse"), std::string::npos);
   EXPECT_NE(dot.find("gate"), std::string::npos);
-  EXPECT_NE(plan_to_text(p).find("target t: artifact #0"), std::string::npos);
+  const std::string text = plan_to_text(p);
+  EXPECT_NE(text.find("target t: artifact #0"), std::string::npos);
+  // Parameters print as JSON people can read, not as the key encoding.
+  EXPECT_NE(text.find(R"(#0 fuse [fuse t] {"bits":8,"dtype":"auto")"), std::string::npos) << text;
 }
 
 }  // namespace
