@@ -108,7 +108,6 @@ class RealWritableFile : public WritableFile {
       }
       data = data.subspan(static_cast<size_t>(n));
       offset += static_cast<uint64_t>(n);
-      start_writeback(static_cast<uint64_t>(n));
     }
     return {};
   }
@@ -123,22 +122,8 @@ class RealWritableFile : public WritableFile {
   }
 
  private:
-  // Model files are written once and then synced. Asking the kernel to
-  // start writing back every k_writeback_bytes (without waiting for it)
-  // lets the disk work while the step computes, so the final fdatasync has
-  // little left to do, and a multi-gigabyte step never piles up gigabytes
-  // of dirty pages on a laptop. Best effort: an error here shows up at
-  // fdatasync.
-  static constexpr uint64_t k_writeback_bytes = uint64_t{32} << 20;
-  void start_writeback(uint64_t written) {
-    if (m_unflushed.fetch_add(written, std::memory_order_relaxed) + written < k_writeback_bytes) return;
-    m_unflushed.store(0, std::memory_order_relaxed);
-    (void)::sync_file_range(m_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-  }
-
   int m_fd;
   fs::path m_path;
-  std::atomic<uint64_t> m_unflushed{0};
 };
 
 class FlockLock : public FileLock {
