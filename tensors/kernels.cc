@@ -93,14 +93,6 @@ void retention_lanes(const float* w0, const float* target, const float* result, 
   }
 }
 
-}  // namespace
-
-// Shared with kernels_avx2.cc for the tails of its loops.
-void f16_to_f32_tail(const void* in, float* out, int64_t n) { f16_to_f32_n(in, out, n); }
-void f32_to_f16_tail(const float* in, void* out, int64_t n) { f32_to_f16_n(in, out, n); }
-
-namespace {
-
 constexpr Table k_portable = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
                               f32_to_f16_n,    round_f16,         retention_lanes};
 

@@ -56,11 +56,9 @@ const char* isa();
 void force_portable(bool on);
 
 const Table& portable_table();
-// nullptr when the CPU or the build target lacks AVX2 and F16C.
+// nullptr when the CPU or the build target lacks AVX2 and F16C. The AVX2
+// kernels finish the elements that do not fill a register with the portable
+// ones.
 const Table* avx2_table();
-
-// The portable conversions, for the AVX2 loops' tails.
-void f16_to_f32_tail(const void* in, float* out, int64_t n);
-void f32_to_f16_tail(const float* in, void* out, int64_t n);
 
 }  // namespace mb::kernels

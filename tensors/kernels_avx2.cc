@@ -179,7 +179,7 @@ MB_AVX2 void f16_to_f32_n(const void* in, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i))));
-  f16_to_f32_tail(p + 2 * i, out + i, n - i);
+  portable_table().f16_to_f32(p + 2 * i, out + i, n - i);
 }
 
 MB_AVX2 void f32_to_f16_n(const float* in, void* out, int64_t n) {
@@ -188,7 +188,7 @@ MB_AVX2 void f32_to_f16_n(const float* in, void* out, int64_t n) {
   for (; i + 8 <= n; i += 8)
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 2 * i),
                      _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  f32_to_f16_tail(in + i, p + 2 * i, n - i);
+  portable_table().f32_to_f16(in + i, p + 2 * i, n - i);
 }
 
 MB_AVX2 void round_f16(const float* in, float* out, int64_t n) {
@@ -196,7 +196,7 @@ MB_AVX2 void round_f16(const float* in, float* out, int64_t n) {
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(in + i),
                                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-  for (; i < n; ++i) out[i] = f16_to_f32(f32_to_f16(in[i]));
+  portable_table().round_f16(in + i, out + i, n - i);
 }
 
 // Four doubles per register are exactly the portable code's four lanes.
@@ -219,16 +219,8 @@ MB_AVX2 void retention_lanes(const float* w0, const float* target, const float* 
   _mm256_storeu_pd(lanes[1], ee);
   _mm256_storeu_pd(lanes[2], cc);
   _mm256_storeu_pd(lanes[3], dot);
-  for (; i < n; ++i) {
-    const int64_t l = i & 3;
-    const double delta = static_cast<double>(target[i]) - w0[i];
-    const double change = static_cast<double>(result[i]) - w0[i];
-    const double error = static_cast<double>(result[i]) - target[i];
-    lanes[0][l] += delta * delta;
-    lanes[1][l] += error * error;
-    lanes[2][l] += change * change;
-    lanes[3][l] += change * delta;
-  }
+  // i is a multiple of 4, so the tail's elements keep their lanes.
+  portable_table().retention_lanes(w0 + i, target + i, result + i, n - i, lanes);
 }
 
 constexpr Table k_avx2 = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
