@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages modelbuild builds and tests with.
+# Installs the Debian 12 packages modelbuild builds with; with --test, also
+# what the test suite needs: node and MLX's Node bindings (tests/mlx), which
+# load modelbuild's outputs in real MLX.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_tests=1 ;;
+    *) echo "install-deps.sh: unknown argument $arg (only --test)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -9,17 +20,33 @@ packages=(
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libcpp-httplib-dev libicu-dev
 )
+if [ "$with_tests" -eq 1 ]; then
+  # The prebuilt MLX library links BLAS, LAPACK and gfortran's runtime.
+  packages+=(libblas3 liblapack3 libgfortran5)
+  # Any node >= 18 will do; only install Debian's when none is on the PATH.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "installing: ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ "$with_tests" -eq 1 ]; then
+  # @frost-beta/mlx's tarball carries the Linux x86-64 library, so its
+  # install script (a download from GitHub) is not needed.
+  lock=tests/mlx/package-lock.json installed=tests/mlx/node_modules/.package-lock.json
+  if [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]; then
+    echo "installing tests/mlx (npm ci)"
+    (cd tests/mlx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+fi
