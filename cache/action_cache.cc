@@ -171,23 +171,6 @@ Status ActionCache::store(const ActionEntry& entry) {
 
 Status ActionCache::remove(const Digest& key) { return m_fs.remove(entry_path(key)); }
 
-Result<std::vector<Digest>> ActionCache::list() const {
-  std::vector<Digest> out;
-  auto shards = m_fs.list_dir(m_dir);
-  if (!shards.ok()) {
-    if (shards.error().code == Errc::kNotFound) return out;
-    return shards.error();
-  }
-  for (const std::string& shard : *shards) {
-    if (shard.size() != 2) continue;
-    auto names = m_fs.list_dir(m_dir / shard);
-    if (!names.ok()) continue;
-    for (const std::string& name : *names) {
-      auto key = Digest::from_hex(name);
-      if (key.ok() && name.compare(0, 2, shard) == 0) out.push_back(*key);
-    }
-  }
-  return out;
-}
+Result<std::vector<Digest>> ActionCache::list() const { return list_sharded_digests(m_fs, m_dir, true); }
 
 }  // namespace mb

@@ -50,23 +50,6 @@ Status ContentStore::verify(const Digest& digest) {
 
 Status ContentStore::remove(const Digest& digest) { return m_fs.remove(blob_path(digest)); }
 
-Result<std::vector<Digest>> ContentStore::list() const {
-  std::vector<Digest> out;
-  auto shards = m_fs.list_dir(m_dir);
-  if (!shards.ok()) {
-    if (shards.error().code == Errc::kNotFound) return out;
-    return shards.error();
-  }
-  for (const std::string& shard : *shards) {
-    if (shard.size() != 2) continue;
-    auto names = m_fs.list_dir(m_dir / shard);
-    if (!names.ok()) continue;  // not a directory
-    for (const std::string& name : *names) {
-      auto digest = Digest::from_hex(shard + name);
-      if (digest.ok()) out.push_back(*digest);
-    }
-  }
-  return out;
-}
+Result<std::vector<Digest>> ContentStore::list() const { return list_sharded_digests(m_fs, m_dir, false); }
 
 }  // namespace mb

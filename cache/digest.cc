@@ -95,4 +95,24 @@ Result<Digest> digest_file(const FileSystem& fs, const fs::path& path,
   return h.finish();
 }
 
+Result<std::vector<Digest>> list_sharded_digests(const FileSystem& fs, const fs::path& dir, bool names_are_whole) {
+  std::vector<Digest> out;
+  auto shards = fs.list_dir(dir);
+  if (!shards.ok()) {
+    if (shards.error().code == Errc::kNotFound) return out;
+    return shards.error();
+  }
+  for (const std::string& shard : *shards) {
+    if (shard.size() != 2) continue;
+    auto names = fs.list_dir(dir / shard);
+    if (!names.ok()) continue;  // not a directory
+    for (const std::string& name : *names) {
+      if (names_are_whole && name.compare(0, 2, shard) != 0) continue;
+      auto digest = Digest::from_hex(names_are_whole ? name : shard + name);
+      if (digest.ok()) out.push_back(*digest);
+    }
+  }
+  return out;
+}
+
 }  // namespace mb

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/fs.h"
 #include "base/result.h"
@@ -48,6 +49,11 @@ Digest digest_string(std::string_view text);
 // called with the number of bytes hashed so far.
 Result<Digest> digest_file(const FileSystem& fs, const fs::path& path,
                            const std::function<void(uint64_t)>& on_progress = nullptr);
+
+// The digests stored in a two-level directory DIR/xx/NAME, where xx is the
+// first two hex digits and NAME the whole hex (`names_are_whole`) or the
+// rest of it. A missing DIR holds none; other names are skipped.
+Result<std::vector<Digest>> list_sharded_digests(const FileSystem& fs, const fs::path& dir, bool names_are_whole);
 
 }  // namespace mb
 

@@ -1,5 +1,7 @@
 #include "cache/digest.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "base/fs_test_support.h"
@@ -47,6 +49,33 @@ TEST(Digest, FileDigestStreamsInChunksWithProgress) {
   EXPECT_EQ(progress.front(), 4u << 20);
   EXPECT_EQ(progress.back(), data.size());
   EXPECT_EQ(digest_file(fs, "/missing").error().code, Errc::kNotFound);
+}
+
+TEST(Digest, ListsShardedDirectoriesInBothNamings) {
+  const Digest a = digest_string("a"), b = digest_string("b");
+  const std::string ha = a.hex(), hb = b.hex();
+  MemoryFileSystem fs;
+  // Whole names (the action cache): xx/<all 64 digits>.
+  fs.add_file("/ac/" + ha.substr(0, 2) + "/" + ha, "");
+  fs.add_file("/ac/" + hb.substr(0, 2) + "/" + hb, "");
+  fs.add_file("/ac/" + hb.substr(0, 2) + "/" + hb + ".tmp", "");  // not a digest
+  fs.add_file("/ac/00/" + ha, "");                                // in the wrong shard
+  fs.add_file("/ac/readme", "");
+  auto whole = list_sharded_digests(fs, "/ac", true);
+  ASSERT_TRUE(whole.ok());
+  std::sort(whole->begin(), whole->end(), [](const Digest& x, const Digest& y) { return x.hex() < y.hex(); });
+  std::vector<Digest> want = {a, b};
+  std::sort(want.begin(), want.end(), [](const Digest& x, const Digest& y) { return x.hex() < y.hex(); });
+  EXPECT_EQ(*whole, want);
+  // The rest of the digits (the content store): xx/<62 digits>.
+  fs.add_file("/cas/" + ha.substr(0, 2) + "/" + ha.substr(2), "");
+  fs.add_file("/cas/" + ha.substr(0, 2) + "/" + ha, "");  // 66 digits: not a digest
+  auto rest = list_sharded_digests(fs, "/cas", false);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(*rest, std::vector<Digest>{a});
+  auto missing = list_sharded_digests(fs, "/none", false);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(missing->empty());
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 
+#include "release/git_source.h"
 #include "rules/builtin.h"
 
 namespace mb::cli {
@@ -93,6 +94,15 @@ Result<Session> open_session(const GlobalOptions& g) {
   s.build.build_dir = project / "build";
   s.build.jobs = g.jobs;
   return s;
+}
+
+Result<Evaluation> evaluate_targets(Session& s, const std::vector<std::string>& targets) {
+  MB_ASSIGN(Plan plan, make_plan(s.recipe, targets));
+  NullReporter quiet;
+  Builder builder(*s.fs, quiet, s.rules, s.build);
+  MB_TRY(install_git_sources(*s.fs, s.recipe, plan, builder));
+  MB_ASSIGN(BuildReport report, builder.evaluate(s.recipe, plan));
+  return Evaluation{std::move(plan), std::move(report)};
 }
 
 int parse_args(CLI::App& app, const std::vector<std::string>& args) {

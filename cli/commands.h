@@ -13,6 +13,7 @@
 #include "base/fs.h"
 #include "base/reporter.h"
 #include "graph/builder.h"
+#include "graph/plan.h"
 #include "graph/recipe.h"
 #include "graph/rule.h"
 
@@ -41,6 +42,14 @@ struct Session {
 };
 // Reads the recipe (exit 2 on any problem) and resolves directories.
 Result<Session> open_session(const GlobalOptions& g);
+// For the commands that only look (explain, status): the plan for `targets`
+// (empty = all) and what building it would do, without running any step.
+// Git pins are resolved first, as build does: a bad pin is bad input.
+struct Evaluation {
+  Plan plan;
+  BuildReport report;
+};
+Result<Evaluation> evaluate_targets(Session& s, const std::vector<std::string>& targets);
 // A reporter for commands that read no recipe.
 std::unique_ptr<Reporter> make_cli_reporter(const GlobalOptions& g);
 

@@ -3,8 +3,6 @@
 
 #include "cli/commands.h"
 #include "cli/printing.h"
-#include "graph/plan.h"
-#include "release/git_source.h"
 
 namespace mb::cli {
 
@@ -17,17 +15,11 @@ int explain_command(const std::vector<std::string>& args) {
   if (int rc = parse_args(app, args); rc >= 0) return rc;
   auto s = open_session(g);
   if (!s.ok()) return report_error(s.error());
-  auto plan = make_plan(s->recipe, targets);
-  if (!plan.ok()) return report_error(plan.error());
-  NullReporter quiet;
-  Builder builder(*s->fs, quiet, s->rules, s->build);
-  // Every git pin is resolved first, as build does: a bad pin is bad input.
-  if (auto git = install_git_sources(*s->fs, s->recipe, *plan, builder); !git.ok()) return report_error(git.error());
-  auto report = builder.evaluate(s->recipe, *plan);
-  if (!report.ok()) return report_error(report.error());
+  auto e = evaluate_targets(*s, targets);
+  if (!e.ok()) return report_error(e.error());
   bool any = false;
-  for (const auto& step : plan->steps) {
-    const StepResult& r = report->steps[step.index];
+  for (const auto& step : e->plan.steps) {
+    const StepResult& r = e->report.steps[step.index];
     if (r.state != StepState::kStale) continue;
     any = true;
     std::printf("%s: stale\n", step.label.c_str());

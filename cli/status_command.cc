@@ -3,8 +3,6 @@
 
 #include "cli/commands.h"
 #include "cli/printing.h"
-#include "graph/plan.h"
-#include "release/git_source.h"
 
 namespace mb::cli {
 
@@ -17,16 +15,10 @@ int status_command(const std::vector<std::string>& args) {
   if (int rc = parse_args(app, args); rc >= 0) return rc;
   auto s = open_session(g);
   if (!s.ok()) return report_error(s.error());
-  auto plan = make_plan(s->recipe, targets);
-  if (!plan.ok()) return report_error(plan.error());
-  NullReporter quiet;
-  Builder builder(*s->fs, quiet, s->rules, s->build);
-  // Every git pin is resolved first, as build does: a bad pin is bad input.
-  if (auto git = install_git_sources(*s->fs, s->recipe, *plan, builder); !git.ok()) return report_error(git.error());
-  auto report = builder.evaluate(s->recipe, *plan);
-  if (!report.ok()) return report_error(report.error());
+  auto e = evaluate_targets(*s, targets);
+  if (!e.ok()) return report_error(e.error());
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& t : report->targets) {
+  for (const auto& t : e->report.targets) {
     std::string state = target_state_name(t.state);
     if (t.state == TargetState::kBuilt) state = "up to date";
     std::string detail;
