@@ -336,7 +336,7 @@ Result<std::vector<TreeEntry>> FileDigestCache::tree_entries(const fs::path& dir
   }
   uint64_t bytes_to_hash = 0;
   for (size_t i : to_hash) bytes_to_hash += files[i].stat.size;
-  Progress progress{m_reporter, "hash " + abs.filename().string(), bytes_to_hash};
+  Progress progress{m_reporter, "hash " + abs.filename().string(), bytes_to_hash, {0}, {}, 0};
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t k = next.fetch_add(1); k < to_hash.size(); k = next.fetch_add(1)) {

@@ -66,7 +66,7 @@ class Parser {
       src.loc = location(it->first);
       if (!valid_name(src.name))
         return m_y.error(it->first, fmt::format("invalid source name '{}' (use letters, digits, _ - .)", src.name));
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a handle: it->second is a temporary
       YAML::Node path_node = v;
       if (v.IsMap()) {
         MB_TRY(m_y.check_keys(v, fmt::format("source '{}'", src.name), kSourceKeys));
@@ -117,7 +117,7 @@ class Parser {
         return m_y.error(it->first, fmt::format("invalid target name '{}' (use letters, digits, _ - .)", t.name));
       if (m_recipe.sources.count(t.name))
         return m_y.error(it->first, fmt::format("'{}' is both a source and a target", t.name));
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a handle: it->second is a temporary
       MB_TRY(m_y.expect_map(v, fmt::format("target '{}'", t.name)));
       if (v["command"]) {
         MB_ASSIGN(t.body, parse_command(v, t.name));

@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include <fmt/ranges.h>
+
 #include "base/reporter.h"
 #include "tensors/kernels.h"
 #include "tensors/quantize_model.h"
@@ -395,9 +397,7 @@ struct FuseTask {
 
 std::string inplace_what(const std::set<int>& bits) {
   if (bits.size() == 1) return fmt::format("{}-bit in-place fusion", *bits.begin());
-  std::string list;
-  for (int b : bits) list += (list.empty() ? "" : "/") + std::to_string(b);
-  return fmt::format("in-place fusion ({}-bit)", list);
+  return fmt::format("in-place fusion ({}-bit)", fmt::join(bits, "/"));
 }
 
 }  // namespace
