@@ -346,10 +346,12 @@ TEST_F(MlxModels, QuantizedModelsLoadAndComputeAsOurs) {
   expect_same_logits(path("base_4bit"));
 
   // 8 bits at group size 128 with per-layer overrides (one layer at 4 bits,
-  // one kept float), written as several shards with an index.
+  // one kept float), bf16 scales and floats, written as several shards with
+  // an index.
   QuantizeOptions q8;
   q8.bits = 8;
   q8.group_size = 128;
+  q8.dtype = DType::kBF16;
   q8.overrides["model.layers.0.mlp.down_proj"] = LayerQuant{4, 64, "affine"};
   q8.overrides["model.layers.1.mlp.up_proj"] = std::nullopt;
   q8.max_shard_bytes = 200'000;
