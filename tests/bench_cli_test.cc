@@ -9,9 +9,7 @@ namespace {
 
 TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
   TempDir tmp("bench-cli");
-  const fs::path from = source_dir() / "examples" / "tiny";
-  for (const char* part : {"modelbuild.yaml", "suite.yaml", "models", "adapters", "tokenizer"})
-    fs::copy(from / part, tmp.path() / part, fs::copy_options::recursive);
+  copy_tiny_example(tmp.path());
 
   auto run = modelbuild(
       tmp.path(), {"bench", "--json-out", "out/bench.json", "--svg", "out/bench.svg", "--markdown", "out/bench.md"});
@@ -65,9 +63,7 @@ TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
 
 TEST(BenchCli, AnUnknownConfigIsBadInput) {
   TempDir tmp("bench-cli");
-  const fs::path from = source_dir() / "examples" / "tiny";
-  for (const char* part : {"modelbuild.yaml", "suite.yaml", "models", "adapters", "tokenizer"})
-    fs::copy(from / part, tmp.path() / part, fs::copy_options::recursive);
+  copy_tiny_example(tmp.path());
   auto run = modelbuild(tmp.path(), {"bench", "fused_9bit"});
   EXPECT_EQ(run.code, 2) << run.output;
   EXPECT_NE(run.output.find("fused_9bit"), std::string::npos);

@@ -55,4 +55,12 @@ inline std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
+// A copy of examples/tiny's sources into `to`, without any build outputs or
+// cache a developer left there.
+inline void copy_tiny_example(const fs::path& to) {
+  const fs::path from = source_dir() / "examples" / "tiny";
+  for (const char* part : {"modelbuild.yaml", "suite.yaml", "models", "adapters", "tokenizer"})
+    fs::copy(from / part, to / part, fs::copy_options::recursive);
+}
+
 }  // namespace mb::e2e

@@ -8,13 +8,6 @@
 namespace mb::e2e {
 namespace {
 
-// A copy of examples/tiny without its build outputs or cache.
-void copy_example(const fs::path& to) {
-  const fs::path from = source_dir() / "examples" / "tiny";
-  for (const char* part : {"modelbuild.yaml", "suite.yaml", "models", "adapters", "tokenizer"})
-    fs::copy(from / part, to / part, fs::copy_options::recursive);
-}
-
 // The step events of a `--json` run: step name -> the kind of event it got.
 std::map<std::string, std::vector<std::string>> step_events(const std::string& out) {
   std::map<std::string, std::vector<std::string>> events;
@@ -41,7 +34,7 @@ void replace_in_file(const fs::path& p, const std::string& from, const std::stri
 
 class GateCli : public ::testing::Test {
  protected:
-  void SetUp() override { copy_example(tmp.path()); }
+  void SetUp() override { copy_tiny_example(tmp.path()); }
   TempDir tmp{"gate-cli"};
 };
 

@@ -396,8 +396,8 @@ TEST_F(MlxModels, FusedModelsLoadAndComputeAsOurs) {
 // wide, so only the 8-bit and float targets fit this MLX's quantizer.
 TEST_F(MlxModels, BundledExampleTargetsLoadAndComputeAsOurs) {
   const fs::path project = path("tiny");
-  fs::copy(e2e::source_dir() / "examples" / "tiny", project, fs::copy_options::recursive);
-  fs::remove_all(project / "build");
+  fs::create_directories(project);
+  e2e::copy_tiny_example(project);
   e2e::CliRun r = e2e::modelbuild(project, {"fused_8bit", "fused_f16"});
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* target : {"fused_8bit", "fused_f16"}) {
