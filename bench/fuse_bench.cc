@@ -37,6 +37,7 @@
 #include "tensors/adapters.h"
 #include "tensors/fuse.h"
 #include "tensors/inspect.h"
+#include "tensors/kernels.h"
 #include "tensors/model_dir.h"
 #include "tensors/quantize_model.h"
 
@@ -264,8 +265,8 @@ int run(const Options& opt) {
   NullReporter quiet;
   const fs::path base = root / "base", lora = root / "lora";
   const int threads = resolve_threads(opt.threads);
-  fmt::print("fuse_bench: hidden {}, intermediate {}, vocab {}, {} layers, rank {}, {} threads, in {}\n", k_hidden,
-             k_inter, k_vocab, opt.layers, opt.rank, threads, root.string());
+  fmt::print("fuse_bench: hidden {}, intermediate {}, vocab {}, {} layers, rank {}, {} threads, {} kernels, in {}\n",
+             k_hidden, k_inter, k_vocab, opt.layers, opt.rank, threads, kernels::isa(), root.string());
 
   StepResult gen = run_child([&]() -> nlohmann::json {
     if (Status s = fs->create_dirs(base); !s.ok()) return error_json(s.error());
@@ -346,7 +347,7 @@ int run(const Options& opt) {
     std::vector<StepResult> runs;
     std::vector<double> write_runs;
     bool failed = false;
-    for (int rep = 0; rep < opt.repeat && !failed; ++rep) {
+    for (int rep = 0; rep < opt.repeat; ++rep) {
       StepResult r = run_child(step.fn);
       if (!r.ok) {
         fmt::print("{:<30} FAILED {}\n", step.name, r.info.dump());

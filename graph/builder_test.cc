@@ -150,6 +150,8 @@ targets:
     return o;
   }
 
+  void expect_retention_failure(const std::string& target, const std::string& failure);
+
   // Builds `targets` and returns the lines the fake rules logged meanwhile.
   std::vector<std::string> build(const std::vector<std::string>& targets, BuildReport* out = nullptr,
                                  BuildOptions opts = {}) {
@@ -264,15 +266,20 @@ TEST_F(BuilderTest, EarlyCutoffWhenAnUpstreamRebuildGivesIdenticalBytes) {
   EXPECT_EQ(build({"fused"}), (Lines{"fuse fuse fused"}));
 }
 
-TEST_F(BuilderTest, RetentionCheckFailsBeforeTheGateRuns) {
+// Building `target` runs its fuse step only: the retention check fails
+// with `failure` before any gate runs, and nothing is materialized.
+void BuilderTest::expect_retention_failure(const std::string& target, const std::string& failure) {
   BuildReport r;
-  EXPECT_EQ(build({"inplace"}, &r), Lines{"fuse fuse inplace"});
+  EXPECT_EQ(build({target}, &r), Lines{"fuse fuse " + target});
   ASSERT_EQ(r.targets[0].state, TargetState::kFailed);
   EXPECT_EQ(r.exit_code(), 3);
   ASSERT_FALSE(r.targets[0].failures.empty());
-  EXPECT_NE(r.targets[0].failures[0].find("delta retention 0.05 is below the required 0.9"), std::string::npos)
-      << r.targets[0].failures[0];
-  EXPECT_FALSE(fs::exists(dir() / "build/inplace"));
+  EXPECT_NE(r.targets[0].failures[0].find(failure), std::string::npos) << r.targets[0].failures[0];
+  EXPECT_FALSE(fs::exists(dir() / "build" / target));
+}
+
+TEST_F(BuilderTest, RetentionCheckFailsBeforeTheGateRuns) {
+  expect_retention_failure("inplace", "delta retention 0.05 is below the required 0.9");
 }
 
 TEST_F(BuilderTest, RetentionCheckOfAFusionToBitsFailsBeforeTheGateRuns) {
@@ -282,15 +289,8 @@ TEST_F(BuilderTest, RetentionCheckOfAFusionToBitsFailsBeforeTheGateRuns) {
     bits: 4
     min_delta_retention: 0.98
     gate: {suite: suite})");
-  BuildReport r;
   // The one-pass fuse step reports 0.97: below 0.98, so no gate runs.
-  EXPECT_EQ(build({"strict"}, &r), Lines{"fuse fuse strict"});
-  ASSERT_EQ(r.targets[0].state, TargetState::kFailed);
-  EXPECT_EQ(r.exit_code(), 3);
-  ASSERT_FALSE(r.targets[0].failures.empty());
-  EXPECT_NE(r.targets[0].failures[0].find("delta retention 0.97 is below the required 0.98"), std::string::npos)
-      << r.targets[0].failures[0];
-  EXPECT_FALSE(fs::exists(dir() / "build/strict"));
+  expect_retention_failure("strict", "delta retention 0.97 is below the required 0.98");
 }
 
 TEST_F(BuilderTest, FailedGateIsCachedAndNotMaterialized) {

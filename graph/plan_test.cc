@@ -46,7 +46,6 @@ TEST_F(PlanTest, FusionToBitsIsOneStreamingStep) {
   // bits, and none reads the float model back.
   EXPECT_EQ(count(p, "fuse"), 3);
   EXPECT_EQ(count(p, "quantize"), 0);
-  EXPECT_EQ(count(p, "retention"), 0);
   const TargetPlan& t8 = p.targets.at("fused_8bit");
   const Step& f8 = p.steps[t8.artifact->step];
   EXPECT_EQ(f8.kind, "fuse");

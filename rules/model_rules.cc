@@ -21,6 +21,13 @@ QuantKernel kernel_param(const StepContext& ctx) {
   return ctx.params.value("quantizer", std::string("gpu")) == "cpu" ? QuantKernel::kCpu : QuantKernel::kGpu;
 }
 
+// bits, group_size and quantizer; nullopt when bits is absent or null.
+std::optional<QuantParams> quant_param(const StepContext& ctx) {
+  if (!ctx.params.contains("bits") || ctx.params["bits"].is_null()) return std::nullopt;
+  return QuantParams{ctx.params["bits"].get<int>(), ctx.params.value("group_size", k_default_group_size),
+                     kernel_param(ctx)};
+}
+
 Result<std::vector<Adapter>> adapters_with_prefix(const StepContext& ctx, std::string_view prefix) {
   std::vector<fs::path> dirs;
   for (const StepInput* in : ctx.inputs_with_prefix(prefix)) dirs.push_back(in->path);
@@ -48,8 +55,7 @@ Status FuseRule::run(StepContext& ctx) const {
   o.mode = ctx.params.value("mode", std::string("dequantize")) == "inplace" ? FuseMode::kInplace : FuseMode::kDequantize;
   MB_ASSIGN(o.dtype, dtype_param(ctx));
   o.kernel = kernel_param(ctx);
-  if (ctx.params.contains("bits") && !ctx.params["bits"].is_null())
-    o.quantize = QuantParams{ctx.params["bits"].get<int>(), ctx.params.value("group_size", 64), o.kernel};
+  o.quantize = quant_param(ctx);
   o.threads = ctx.threads;
   o.step = ctx.step_label;
   MB_ASSIGN(FuseResult res, fuse_model(ctx.fs, base->path, adapters, ctx.output_dir, o, ctx.reporter));
@@ -66,8 +72,8 @@ Status QuantizeRule::run(StepContext& ctx) const {
   const StepInput* model = ctx.input("model");
   if (!model) return make_error(Errc::kInternal, ctx.step_label, "quantize step without a model");
   MB_ASSIGN(std::optional<DType> dtype, dtype_param(ctx));
-  const nlohmann::json& bits = ctx.params.contains("bits") ? ctx.params["bits"] : nlohmann::json();
-  if (bits.is_null()) {
+  const std::optional<QuantParams> q = quant_param(ctx);
+  if (!q) {
     DequantizeOptions o;
     o.dtype = dtype;
     o.threads = ctx.threads;
@@ -77,9 +83,9 @@ Status QuantizeRule::run(StepContext& ctx) const {
     return {};
   }
   QuantizeOptions o;
-  o.bits = bits.get<int>();
-  o.group_size = ctx.params.value("group_size", 64);
-  o.kernel = kernel_param(ctx);
+  o.bits = q->bits;
+  o.group_size = q->group_size;
+  o.kernel = q->kernel;
   o.dtype = dtype;
   o.threads = ctx.threads;
   o.step = ctx.step_label;

@@ -1,12 +1,12 @@
 #include "tensors/dtype.h"
 
-#include "tensors/kernels.h"
-
 #include <algorithm>
 #include <bit>
 #include <cassert>
 #include <cstring>
 #include <limits>
+
+#include "tensors/kernels.h"
 
 namespace mb {
 
@@ -169,22 +169,17 @@ float round_to_dtype(float value, DType dtype) {
   }
 }
 
-void round_to_dtype(std::span<float> values, DType dtype) {
-  if (dtype == DType::kBF16) {
-    for (float& v : values) v = bf16_to_f32(f32_to_bf16(v));
-  } else if (dtype == DType::kF16) {
-    kernels::table().round_f16(values.data(), values.data(), static_cast<int64_t>(values.size()));
-  }
-}
+void round_to_dtype(std::span<float> values, DType dtype) { round_to_dtype(values, values, dtype); }
 
 void round_to_dtype(std::span<const float> in, std::span<float> out, DType dtype) {
   assert(in.size() == out.size());
   if (dtype == DType::kF16) {
     kernels::table().round_f16(in.data(), out.data(), static_cast<int64_t>(in.size()));
-    return;
+  } else if (dtype == DType::kBF16) {
+    for (size_t i = 0; i < in.size(); ++i) out[i] = bf16_to_f32(f32_to_bf16(in[i]));
+  } else if (in.data() != out.data()) {
+    std::copy(in.begin(), in.end(), out.begin());
   }
-  std::copy(in.begin(), in.end(), out.begin());
-  round_to_dtype(out, dtype);
 }
 
 namespace {

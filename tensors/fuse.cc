@@ -327,7 +327,7 @@ Result<std::optional<TensorRetention>> encode_tensor(const EncodeJob& job, Model
         fuse_row(ref_modules, r, b.ref_base, b.ref_target, b.scratch);
         sum.add(b.ref_base, b.ref_target, b.hat);
       } else {
-        sum.add(job.modules.empty() ? fused : std::span<const float>(b.base), fused, b.hat);
+        sum.add(b.base, fused, b.hat);
       }
     }
     const uint64_t first = static_cast<uint64_t>(begin * cols);

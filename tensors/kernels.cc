@@ -2,7 +2,6 @@
 // and the run-time choice between them.
 #include "tensors/kernels.h"
 
-#include <atomic>
 #include <bit>
 #include <cstring>
 #include <span>
@@ -96,20 +95,15 @@ void retention_lanes(const float* w0, const float* target, const float* result, 
 constexpr Table k_portable = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
                               f32_to_f16_n,    round_f16,         retention_lanes};
 
-std::atomic<bool> g_force_portable{false};
-
 }  // namespace
 
 const Table& portable_table() { return k_portable; }
 
 const Table& table() {
-  if (!g_force_portable.load(std::memory_order_relaxed))
-    if (const Table* t = avx2_table()) return *t;
-  return k_portable;
+  static const Table& chosen = avx2_table() ? *avx2_table() : k_portable;
+  return chosen;
 }
 
 const char* isa() { return &table() == &k_portable ? "portable" : "avx2"; }
-
-void force_portable(bool on) { g_force_portable.store(on, std::memory_order_relaxed); }
 
 }  // namespace mb::kernels

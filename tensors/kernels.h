@@ -48,12 +48,11 @@ struct Table {
                           double lanes[4][4]);
 };
 
-// The implementation in use: AVX2 when the CPU supports it, unless forced.
+// The implementation in use: AVX2 when the CPU supports it. Tests compare
+// portable_table() with avx2_table() directly.
 const Table& table();
-// "avx2" or "portable": what table() returns.
+// "avx2" or "portable": what table() returns (benchmarks print it).
 const char* isa();
-// Tests compare the two; production code never calls this.
-void force_portable(bool on);
 
 const Table& portable_table();
 // nullptr when the CPU or the build target lacks AVX2 and F16C. The AVX2

@@ -167,6 +167,8 @@ MB_AVX2 void lora_delta(const float* coef, const float* a, int64_t rank, int64_t
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) lora_strip<4>(coef, a, rank, n, i, delta);
   for (; i + 8 <= n; i += 8) lora_strip<1>(coef, a, rank, n, i, delta);
+  // The last columns one by one, in the portable order (that kernel cannot
+  // take a column range: A's rows are n apart).
   for (; i < n; ++i) {
     float d = 0.0f;
     for (int64_t k = 0; k < rank; ++k) d += coef[k] * a[k * n + i];

@@ -140,10 +140,15 @@ inline float round_half_away(float x) {
   return r;
 }
 
-}  // namespace
+// The kernel's rounding of a quotient to a code (before clamping).
+float round_code(float x, QuantKernel kernel) {
+  // rint honours the default round-to-nearest-even mode; round() is the
+  // Metal/CUDA one, ties away from zero.
+  return kernel == QuantKernel::kCpu ? std::rint(x) : round_half_away(x);
+}
 
-float gpu_initial_min(DType dtype) { return dtype_max(dtype); }
-
+// A group's scale and bias from its min and max (kernels_avx2.cc computes
+// the same for eight groups at once).
 GroupParams group_params(float w_min, float w_max, int bits, QuantKernel kernel) {
   const float n_bins = static_cast<float>((1 << bits) - 1);
   const float eps = 1e-7f;
@@ -160,11 +165,9 @@ GroupParams group_params(float w_min, float w_max, int bits, QuantKernel kernel)
   return {scale, bias};
 }
 
-float round_code(float x, QuantKernel kernel) {
-  // rint honours the default round-to-nearest-even mode; round() is the
-  // Metal/CUDA one, ties away from zero.
-  return kernel == QuantKernel::kCpu ? std::rint(x) : round_half_away(x);
-}
+}  // namespace
+
+float gpu_initial_min(DType dtype) { return dtype_max(dtype); }
 
 GroupParams quantize_group(std::span<const float> w, int bits, QuantKernel kernel, DType dtype,
                            std::span<uint8_t> codes) {
@@ -269,12 +272,12 @@ Status quantize_rows(std::string_view name, std::span<const float> w, int64_t co
   constexpr size_t k_block = 32;
   uint8_t codes[k_block * k_max_group];
   float s[k_block], b[k_block];
+  const size_t t = dtype_size(dtype);
   const kernels::Table& k = kernels::table();
   for (size_t g0 = 0; g0 < groups; g0 += k_block) {
     const size_t n = std::min(k_block, groups - g0);
     k.quantize_groups(w.data() + g0 * gs, static_cast<int64_t>(n), gs, bits, params.kernel, dtype, codes, s, b);
     pack_codes(std::span<const uint8_t>(codes, n * gs), bits, packed.subspan(g0 * group_bytes, n * group_bytes));
-    const size_t t = dtype_size(dtype);
     (void)from_f32(std::span<const float>(s, n), dtype, scales.subspan(g0 * t, n * t)).ok();
     (void)from_f32(std::span<const float>(b, n), dtype, biases.subspan(g0 * t, n * t)).ok();
   }

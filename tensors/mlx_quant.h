@@ -72,13 +72,9 @@ struct GroupParams {
 GroupParams quantize_group(std::span<const float> w, int bits, QuantKernel kernel, DType dtype,
                            std::span<uint8_t> codes);
 
-// The pieces of quantize_group, for the vector kernels:
-// the GPU kernels' initial min (the largest finite value of `dtype`);
+// The GPU kernels' initial min (the largest finite value of `dtype`), which
+// the vector kernels need too.
 float gpu_initial_min(DType dtype);
-// a group's scale and bias from its min and max;
-GroupParams group_params(float w_min, float w_max, int bits, QuantKernel kernel);
-// the kernel's rounding of a quotient to a code (before clamping).
-float round_code(float x, QuantKernel kernel);
 
 // Packs codes (each < 2^bits) into the LSB-first bitstream.
 // REQUIRES: codes.size() * bits % 8 == 0, out.size() == codes.size()*bits/8.

@@ -1,7 +1,5 @@
 #include "tensors/retention.h"
 
-#include "tensors/kernels.h"
-
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -10,6 +8,7 @@
 #include "base/reporter.h"
 #include "tensors/adapters.h"
 #include "tensors/fuse.h"
+#include "tensors/kernels.h"
 
 namespace mb {
 
