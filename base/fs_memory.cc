@@ -11,7 +11,7 @@ namespace mb {
 namespace {
 
 enum Kind { kFileKind = 0, kDirKind = 1, kSymlinkKind = 2 };
-constexpr int k_max_symlink_depth = 40;
+constexpr int kMaxSymlinkDepth = 40;
 
 fs::path normalize(const fs::path& path) {
   fs::path p = path.is_absolute() ? path : fs::path("/") / path;
@@ -68,7 +68,7 @@ struct MemoryFileSystem::Inode {
 struct MemoryFileSystem::Resolved {
   std::shared_ptr<Inode> parent;  // null only for "/"
   std::string name;
-  std::shared_ptr<Inode> node;    // null when the last component is missing
+  std::shared_ptr<Inode> node;  // null when the last component is missing
 };
 
 class MemoryFileSystem::Writer : public WritableFile {
@@ -127,9 +127,8 @@ MemoryFileSystem::MemoryFileSystem() {
 MemoryFileSystem::~MemoryFileSystem() = default;
 
 int64_t MemoryFileSystem::now_locked() const {
-  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   m_last_time_ns = std::max(now, m_last_time_ns + 1);
   return m_last_time_ns;
 }
@@ -166,8 +165,7 @@ FileStat MemoryFileSystem::stat_of(const Inode& inode) const {
 
 void MemoryFileSystem::record(Op op, const fs::path& path) const { m_accesses.push_back({op, normalize(path)}); }
 
-Result<MemoryFileSystem::Resolved> MemoryFileSystem::resolve(const fs::path& path, bool follow_last,
-                                                             int depth) const {
+Result<MemoryFileSystem::Resolved> MemoryFileSystem::resolve(const fs::path& path, bool follow_last, int depth) const {
   std::vector<std::string> comps = components(normalize(path));
   if (comps.empty()) return Resolved{nullptr, "", m_root};
   std::shared_ptr<Inode> cur = m_root;
@@ -182,7 +180,7 @@ Result<MemoryFileSystem::Resolved> MemoryFileSystem::resolve(const fs::path& pat
     }
     std::shared_ptr<Inode> child = it->second;
     if (child->kind == kSymlinkKind && (!last || follow_last)) {
-      if (depth >= k_max_symlink_depth) return io_error(path, "resolve", "Too many levels of symbolic links");
+      if (depth >= kMaxSymlinkDepth) return io_error(path, "resolve", "Too many levels of symbolic links");
       fs::path target = child->target;
       fs::path next = target.is_absolute() ? target : cur_path / target;
       for (size_t j = i + 1; j < comps.size(); ++j) next /= comps[j];
@@ -196,7 +194,7 @@ Result<MemoryFileSystem::Resolved> MemoryFileSystem::resolve(const fs::path& pat
 }
 
 Result<std::shared_ptr<MemoryFileSystem::Inode>> MemoryFileSystem::existing(const fs::path& path,
-                                                                             bool follow_last) const {
+                                                                            bool follow_last) const {
   MB_ASSIGN(Resolved r, resolve(path, follow_last));
   if (!r.node) return not_found(path, "stat");
   return r.node;
@@ -268,7 +266,8 @@ Status MemoryFileSystem::rename(const fs::path& from, const fs::path& to) {
   if (!dst.parent) return io_error(to, "rename", "Device or resource busy");
   if (dst.node == src.node) return {};
   std::string from_n = normalize(from).string(), to_n = normalize(to).string();
-  if (src.node->kind == kDirKind && to_n.size() > from_n.size() && to_n.compare(0, from_n.size() + 1, from_n + "/") == 0) {
+  if (src.node->kind == kDirKind && to_n.size() > from_n.size() &&
+      to_n.compare(0, from_n.size() + 1, from_n + "/") == 0) {
     return io_error(to, "rename", "Invalid argument");
   }
   if (dst.node) {

@@ -59,9 +59,7 @@ class MmapMapping : public ReadOnlyMapping {
   ~MmapMapping() override {
     if (m_addr != nullptr) ::munmap(m_addr, m_size);
   }
-  std::span<const std::byte> bytes() const override {
-    return {static_cast<const std::byte*>(m_addr), m_size};
-  }
+  std::span<const std::byte> bytes() const override { return {static_cast<const std::byte*>(m_addr), m_size}; }
   void done_with(size_t offset, size_t size) const override {
     static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
     if (offset >= m_size) return;
@@ -236,7 +234,8 @@ class RealFileSystem : public FileSystem {
 
   Status hard_link(const fs::path& from, const fs::path& to) override {
     // Follow a symlinked source (e.g. a Hugging Face cache snapshot) to its target.
-    if (::linkat(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), AT_SYMLINK_FOLLOW) != 0) return os_error(to, "link", errno);
+    if (::linkat(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), AT_SYMLINK_FOLLOW) != 0)
+      return os_error(to, "link", errno);
     return {};
   }
   Status reflink(const fs::path& from, const fs::path& to) override {

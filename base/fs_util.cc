@@ -10,17 +10,19 @@ namespace mb {
 
 const char* link_kind_name(LinkKind kind) {
   switch (kind) {
-    case LinkKind::kReflink: return "reflink";
-    case LinkKind::kHardlink: return "hardlink";
-    case LinkKind::kCopy: return "copy";
+    case LinkKind::kReflink:
+      return "reflink";
+    case LinkKind::kHardlink:
+      return "hardlink";
+    case LinkKind::kCopy:
+      return "copy";
   }
   return "?";
 }
 
 fs::path temp_path_for(const fs::path& path) {
   static std::atomic<uint64_t> counter{0};
-  return path.parent_path() /
-         fmt::format("{}.tmp.{}.{}", path.filename().string(), ::getpid(), counter.fetch_add(1));
+  return path.parent_path() / fmt::format("{}.tmp.{}.{}", path.filename().string(), ::getpid(), counter.fetch_add(1));
 }
 
 Status write_file_atomic(FileSystem& fs, const fs::path& path, std::span<const std::byte> data) {

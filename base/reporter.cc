@@ -1,24 +1,27 @@
 // Reporters: terminal (live bar), plain log lines (spdlog), JSON lines.
 #include "base/reporter.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <map>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 namespace mb {
 namespace {
 
 spdlog::level::level_enum to_spdlog(Level level) {
   switch (level) {
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarn: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarn:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -57,8 +60,8 @@ class PlainReporter : public Reporter {
     std::string prefix = e.step.empty() ? "" : "[" + e.step + "] ";
     switch (e.kind) {
       case EventKind::kProgress: {
-        // Work that finishes within k_quiet_progress stays quiet (-v shows
-        // every 10%); longer work logs a line every k_quiet_progress and
+        // Work that finishes within kQuietProgress stays quiet (-v shows
+        // every 10%); longer work logs a line every kQuietProgress and
         // its completion, so a CI log shows that a 10 GB hash is alive.
         uint64_t total = e.fields.value("total", uint64_t{0});
         uint64_t done = e.fields.value("done", uint64_t{0});
@@ -69,7 +72,7 @@ class PlainReporter : public Reporter {
         if (done >= total) {
           m_log->log(to_spdlog(p.shown ? Level::kInfo : Level::kDebug), "{}{}", prefix, progress_text(e));
           m_progress.erase(it);
-        } else if (now - p.since >= k_quiet_progress) {
+        } else if (now - p.since >= kQuietProgress) {
           m_log->log(to_spdlog(Level::kInfo), "{}{}", prefix, progress_text(e));
           p.since = now;
           p.shown = true;
@@ -105,7 +108,7 @@ class PlainReporter : public Reporter {
   std::mutex m_mu;
   Level m_min;
   std::shared_ptr<spdlog::logger> m_log;
-  static constexpr std::chrono::seconds k_quiet_progress{2};
+  static constexpr std::chrono::seconds kQuietProgress{2};
   struct ProgressLog {
     std::chrono::steady_clock::time_point since;  // started, or last logged at info
     int last_tenth = -1;
@@ -156,23 +159,34 @@ class TerminalReporter : public Reporter {
 
 const char* kind_name(EventKind kind) {
   switch (kind) {
-    case EventKind::kMessage: return "message";
-    case EventKind::kStepStarted: return "step_started";
-    case EventKind::kStepFinished: return "step_finished";
-    case EventKind::kStepFailed: return "step_failed";
-    case EventKind::kStepCached: return "step_cached";
-    case EventKind::kProgress: return "progress";
-    case EventKind::kExplain: return "explain";
+    case EventKind::kMessage:
+      return "message";
+    case EventKind::kStepStarted:
+      return "step_started";
+    case EventKind::kStepFinished:
+      return "step_finished";
+    case EventKind::kStepFailed:
+      return "step_failed";
+    case EventKind::kStepCached:
+      return "step_cached";
+    case EventKind::kProgress:
+      return "progress";
+    case EventKind::kExplain:
+      return "explain";
   }
   return "?";
 }
 
 const char* level_name(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "?";
 }
@@ -202,9 +216,12 @@ class JsonReporter : public Reporter {
 std::unique_ptr<Reporter> make_reporter(ReporterStyle style, Level min_level) {
   if (style == ReporterStyle::kAuto) style = ::isatty(2) ? ReporterStyle::kTerminal : ReporterStyle::kPlain;
   switch (style) {
-    case ReporterStyle::kTerminal: return std::make_unique<TerminalReporter>(min_level);
-    case ReporterStyle::kJson: return std::make_unique<JsonReporter>(min_level);
-    default: return std::make_unique<PlainReporter>(min_level);
+    case ReporterStyle::kTerminal:
+      return std::make_unique<TerminalReporter>(min_level);
+    case ReporterStyle::kJson:
+      return std::make_unique<JsonReporter>(min_level);
+    default:
+      return std::make_unique<PlainReporter>(min_level);
   }
 }
 

@@ -23,15 +23,24 @@ int exit_code_for(Errc code) {
 
 const char* errc_name(Errc code) {
   switch (code) {
-    case Errc::kInvalidInput: return "invalid input";
-    case Errc::kNotFound: return "not found";
-    case Errc::kIo: return "i/o error";
-    case Errc::kCorrupt: return "corrupt";
-    case Errc::kUnsupported: return "unsupported";
-    case Errc::kStepFailed: return "step failed";
-    case Errc::kGateFailed: return "gate failed";
-    case Errc::kCancelled: return "cancelled";
-    case Errc::kInternal: return "internal error";
+    case Errc::kInvalidInput:
+      return "invalid input";
+    case Errc::kNotFound:
+      return "not found";
+    case Errc::kIo:
+      return "i/o error";
+    case Errc::kCorrupt:
+      return "corrupt";
+    case Errc::kUnsupported:
+      return "unsupported";
+    case Errc::kStepFailed:
+      return "step failed";
+    case Errc::kGateFailed:
+      return "gate failed";
+    case Errc::kCancelled:
+      return "cancelled";
+    case Errc::kInternal:
+      return "internal error";
   }
   return "error";
 }

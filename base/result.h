@@ -5,12 +5,12 @@
 // location (`file:line:col`, a tensor name, a step name: whatever lets the
 // user find the problem) and a message. Exceptions are never thrown across
 // module boundaries; cli/main.cc is the one place that catches any escapee.
+#include <fmt/format.h>
+
 #include <cassert>
 #include <string>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
 
 namespace mb {
 
@@ -113,7 +113,7 @@ class [[nodiscard]] Result {
 
 // `MB_ASSIGN(auto x, make_x());` declares x from a Result or returns its error.
 #define MB_ASSIGN(lhs, expr) MB_ASSIGN_IMPL(MB_CONCAT(mb_assign_tmp_, __LINE__), lhs, expr)
-#define MB_ASSIGN_IMPL(tmp, lhs, expr)     \
-  auto tmp = (expr);                       \
-  if (!tmp.ok()) return tmp.error();       \
+#define MB_ASSIGN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                   \
+  if (!tmp.ok()) return tmp.error();   \
   lhs = std::move(tmp).value()

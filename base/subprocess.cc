@@ -79,8 +79,10 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
   SubprocessResult result;
   int fds[3] = {out_pipe[0], err_pipe[0], in_pipe[1]};
   size_t in_off = 0;
-  if (options.stdin_text.empty()) close_fd(fds[2]);
-  else ::fcntl(fds[2], F_SETFL, O_NONBLOCK);
+  if (options.stdin_text.empty())
+    close_fd(fds[2]);
+  else
+    ::fcntl(fds[2], F_SETFL, O_NONBLOCK);
   auto deadline = std::chrono::steady_clock::now() + options.timeout;
   char buf[65536];
   while (fds[0] >= 0 || fds[1] >= 0) {
@@ -120,7 +122,8 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
         continue;
       }
       if (result.output.size() < options.max_output) result.output.append(buf, static_cast<size_t>(r));
-      if (k == 0 && result.stdout_text.size() < options.max_output) result.stdout_text.append(buf, static_cast<size_t>(r));
+      if (k == 0 && result.stdout_text.size() < options.max_output)
+        result.stdout_text.append(buf, static_cast<size_t>(r));
     }
   }
   for (int& fd : fds) close_fd(fd);
@@ -140,14 +143,19 @@ Result<std::vector<std::string>> split_command_line(std::string_view line) {
   for (size_t i = 0; i < line.size(); ++i) {
     char c = line[i];
     if (quote == '\'') {
-      if (c == '\'') quote = 0;
-      else cur += c;
+      if (c == '\'')
+        quote = 0;
+      else
+        cur += c;
       continue;
     }
     if (quote == '"') {
-      if (c == '"') quote = 0;
-      else if (c == '\\' && i + 1 < line.size() && std::strchr("\"\\$`", line[i + 1])) cur += line[++i];
-      else cur += c;
+      if (c == '"')
+        quote = 0;
+      else if (c == '\\' && i + 1 < line.size() && std::strchr("\"\\$`", line[i + 1]))
+        cur += line[++i];
+      else
+        cur += c;
       continue;
     }
     if (c == '\'' || c == '"') {

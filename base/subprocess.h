@@ -13,18 +13,18 @@
 namespace mb {
 
 struct SubprocessOptions {
-  fs::path cwd;                                // empty = inherit
-  std::map<std::string, std::string> env;      // added to the environment
-  std::chrono::milliseconds timeout{0};        // 0 = none
-  std::string stdin_text;                      // fed to the child's stdin
-  size_t max_output = 16 << 20;                // bytes of output kept
+  fs::path cwd;                            // empty = inherit
+  std::map<std::string, std::string> env;  // added to the environment
+  std::chrono::milliseconds timeout{0};    // 0 = none
+  std::string stdin_text;                  // fed to the child's stdin
+  size_t max_output = 16 << 20;            // bytes of output kept
 };
 
 struct SubprocessResult {
-  int exit_code = -1;   // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
-  std::string output;   // stdout and stderr interleaved
+  std::string output;       // stdout and stderr interleaved
   std::string stdout_text;  // stdout only
 };
 

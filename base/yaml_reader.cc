@@ -1,10 +1,9 @@
 #include "base/yaml_reader.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <algorithm>
 #include <set>
-
 
 namespace mb {
 namespace {
@@ -63,8 +62,9 @@ Status YamlReader::check_keys(const YAML::Node& map, const std::string& what,
     if (!seen.insert(key).second) return error(it->first, fmt::format("duplicate key '{}' in {}", key, what));
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       std::string hint = did_you_mean(key, allowed);
-      return error(it->first, hint.empty() ? fmt::format("unknown key '{}' in {}", key, what)
-                                           : fmt::format("unknown key '{}' in {} (did you mean '{}'?)", key, what, hint));
+      return error(it->first, hint.empty()
+                                  ? fmt::format("unknown key '{}' in {}", key, what)
+                                  : fmt::format("unknown key '{}' in {} (did you mean '{}'?)", key, what, hint));
     }
   }
   return {};
@@ -76,11 +76,9 @@ Result<std::string> YamlReader::string(const YAML::Node& node, const std::string
 }
 
 Result<int64_t> YamlReader::integer(const YAML::Node& node, const std::string& key) const {
-  if (!node.IsScalar() || is_quoted(node))
-    return error(node, fmt::format("'{}' must be an integer", key));
+  if (!node.IsScalar() || is_quoted(node)) return error(node, fmt::format("'{}' must be an integer", key));
   if (auto v = parse_int(node.Scalar())) return *v;
-  if (auto d = parse_double(node.Scalar()); d && std::isfinite(*d) && std::floor(*d) == *d &&
-                                            std::fabs(*d) < 9.0e15)
+  if (auto d = parse_double(node.Scalar()); d && std::isfinite(*d) && std::floor(*d) == *d && std::fabs(*d) < 9.0e15)
     return static_cast<int64_t>(*d);
   return error(node, fmt::format("'{}' must be an integer, got '{}'", key, node.Scalar()));
 }

@@ -3,12 +3,12 @@
 //
 // Every getter either returns the value or an Error whose `where` is the
 // node's position; check_keys() rejects unknown keys with a did-you-mean.
+#include <yaml-cpp/yaml.h>
+
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "base/result.h"
 

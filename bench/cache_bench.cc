@@ -33,7 +33,7 @@
 namespace mb {
 namespace {
 
-constexpr uint64_t k_gib = uint64_t{1} << 30;
+constexpr uint64_t kGib = uint64_t{1} << 30;
 
 uint64_t env_bytes(const char* name, uint64_t fallback) {
   const char* v = std::getenv(name);
@@ -43,7 +43,7 @@ uint64_t env_bytes(const char* name, uint64_t fallback) {
   std::string unit = end ? end : "";
   if (unit == "K" || unit == "k") x *= 1024;
   if (unit == "M" || unit == "m") x *= 1024.0 * 1024;
-  if (unit == "G" || unit == "g") x *= double(k_gib);
+  if (unit == "G" || unit == "g") x *= double(kGib);
   return static_cast<uint64_t>(x);
 }
 
@@ -59,7 +59,7 @@ double cpu_seconds() {
   return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
 }
 
-double gib(uint64_t bytes) { return double(bytes) / double(k_gib); }
+double gib(uint64_t bytes) { return double(bytes) / double(kGib); }
 
 // Pseudo-random bytes (xorshift64): incompressible, and fast to produce.
 void fill(std::vector<uint64_t>& buf, uint64_t& state) {
@@ -115,10 +115,11 @@ Status run(FileSystem& fs, const fs::path& root, uint64_t total, uint64_t per_fi
     MB_ASSIGN(Digest d, digests.digest_of_tree(staging.dir(), threads));
     s = seconds_since(t0);
     double cpu = cpu_seconds() - cpu0;
-    std::printf("(a) cold   digest_of_tree, %d thread%s: %.2f GiB in %.2f s wall = %.0f MB/s; %.2f s cpu = %.0f MB/s per "
-                "cpu-second  [%s]\n",
-                threads, threads == 1 ? " " : "s", gib(total), s, double(total) / s / 1e6, cpu, double(total) / cpu / 1e6,
-                d.short_hex().c_str());
+    std::printf(
+        "(a) cold   digest_of_tree, %d thread%s: %.2f GiB in %.2f s wall = %.0f MB/s; %.2f s cpu = %.0f MB/s per "
+        "cpu-second  [%s]\n",
+        threads, threads == 1 ? " " : "s", gib(total), s, double(total) / s / 1e6, cpu, double(total) / cpu / 1e6,
+        d.short_hex().c_str());
     if (threads == 2) MB_TRY(digests.save());
   }
 
@@ -171,8 +172,8 @@ Status run(FileSystem& fs, const fs::path& root, uint64_t total, uint64_t per_fi
 
 int main() {
   using namespace mb;
-  uint64_t total = env_bytes("MB_BENCH_BYTES", 8 * k_gib);
-  uint64_t per_file = std::max<uint64_t>(1, env_bytes("MB_BENCH_FILE_BYTES", k_gib));
+  uint64_t total = env_bytes("MB_BENCH_BYTES", 8 * kGib);
+  uint64_t per_file = std::max<uint64_t>(1, env_bytes("MB_BENCH_FILE_BYTES", kGib));
   fs::path root;
   if (const char* dir = std::getenv("MB_BENCH_DIR"); dir != nullptr && *dir != '\0') {
     root = fs::path(dir) / fmt::format("mb-cache-bench-{}", ::getpid());

@@ -16,6 +16,7 @@
 // throughput, and peak RSS against the budget "2 × largest tensor in f32 +
 // 200 MB". Steps: in-place fusion → 4-bit; dequantize fusion → f16; f16 →
 // 8-bit quantization; the standalone retention measurement.
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,11 +26,9 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/reporter.h"
@@ -52,11 +51,11 @@ struct Shape {
   int layers;
   bool tied;
 };
-constexpr Shape k_qwen_05b{896, 4864, 128, 151936, 64, 24, true};
-constexpr Shape k_qwen_7b{3584, 18944, 512, 152064, 128, 28, false};
+constexpr Shape kQwen05b{896, 4864, 128, 151936, 64, 24, true};
+constexpr Shape kQwen7b{3584, 18944, 512, 152064, 128, 28, false};
 
 struct Options {
-  Shape shape = k_qwen_05b;
+  Shape shape = kQwen05b;
   int layers = 0;  // 0: the shape's own
   int rank = 16;
   int threads = 0;
@@ -66,8 +65,8 @@ struct Options {
 };
 
 // The shape being benchmarked (set once in main, before anything runs).
-int64_t k_hidden = 896, k_inter = 4864, k_kv = 128, k_vocab = 151936, k_head_dim = 64;
-bool k_tied = true;
+int64_t kHidden = 896, kInter = 4864, kKv = 128, kVocab = 151936, kHeadDim = 64;
+bool kTied = true;
 
 struct Rng {
   uint64_t s;
@@ -75,7 +74,9 @@ struct Rng {
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
     return s;
   }
-  float uniform(float amp) { return static_cast<float>((static_cast<double>(next() >> 11) / 9007199254740992.0 * 2 - 1) * amp); }
+  float uniform(float amp) {
+    return static_cast<float>((static_cast<double>(next() >> 11) / 9007199254740992.0 * 2 - 1) * amp);
+  }
 };
 
 struct Linear {
@@ -88,13 +89,13 @@ std::vector<Linear> linears(int layers) {
   std::vector<Linear> v;
   for (int l = 0; l < layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
-    v.push_back({p + "self_attn.q_proj", k_hidden, k_hidden, true});
-    v.push_back({p + "self_attn.k_proj", k_kv, k_hidden, true});
-    v.push_back({p + "self_attn.v_proj", k_kv, k_hidden, true});
-    v.push_back({p + "self_attn.o_proj", k_hidden, k_hidden, false});
-    v.push_back({p + "mlp.gate_proj", k_inter, k_hidden, false});
-    v.push_back({p + "mlp.up_proj", k_inter, k_hidden, false});
-    v.push_back({p + "mlp.down_proj", k_hidden, k_inter, false});
+    v.push_back({p + "self_attn.q_proj", kHidden, kHidden, true});
+    v.push_back({p + "self_attn.k_proj", kKv, kHidden, true});
+    v.push_back({p + "self_attn.v_proj", kKv, kHidden, true});
+    v.push_back({p + "self_attn.o_proj", kHidden, kHidden, false});
+    v.push_back({p + "mlp.gate_proj", kInter, kHidden, false});
+    v.push_back({p + "mlp.up_proj", kInter, kHidden, false});
+    v.push_back({p + "mlp.down_proj", kHidden, kInter, false});
   }
   return v;
 }
@@ -122,25 +123,25 @@ Status write_base(FileSystem& fs, const fs::path& dir, int layers) {
     decls.push_back({m + ".scales", DType::kBF16, {out, in / 64}});
     decls.push_back({m + ".biases", DType::kBF16, {out, in / 64}});
   };
-  quantized("model.embed_tokens", k_vocab, k_hidden);
-  if (!k_tied) quantized("lm_head", k_vocab, k_hidden);
-  decls.push_back({"model.norm.weight", DType::kBF16, {k_hidden}});
+  quantized("model.embed_tokens", kVocab, kHidden);
+  if (!kTied) quantized("lm_head", kVocab, kHidden);
+  decls.push_back({"model.norm.weight", DType::kBF16, {kHidden}});
   for (const Linear& l : linears(layers)) {
     quantized(l.module, l.out, l.in);
     if (l.bias) decls.push_back({l.module + ".bias", DType::kBF16, {l.out}});
   }
   for (int l = 0; l < layers; ++l)
     for (const char* n : {"input_layernorm", "post_attention_layernorm"})
-      decls.push_back({fmt::format("model.layers.{}.{}.weight", l, n), DType::kBF16, {k_hidden}});
+      decls.push_back({fmt::format("model.layers.{}.{}.weight", l, n), DType::kBF16, {kHidden}});
   nlohmann::ordered_json config = {{"architectures", {"Qwen2ForCausalLM"}},
                                    {"model_type", "qwen2"},
-                                   {"hidden_size", k_hidden},
-                                   {"intermediate_size", k_inter},
+                                   {"hidden_size", kHidden},
+                                   {"intermediate_size", kInter},
                                    {"num_hidden_layers", layers},
-                                   {"num_attention_heads", k_hidden / k_head_dim},
-                                   {"num_key_value_heads", k_kv / k_head_dim},
-                                   {"vocab_size", k_vocab},
-                                   {"tie_word_embeddings", k_tied},
+                                   {"num_attention_heads", kHidden / kHeadDim},
+                                   {"num_key_value_heads", kKv / kHeadDim},
+                                   {"vocab_size", kVocab},
+                                   {"tie_word_embeddings", kTied},
                                    {"torch_dtype", "bfloat16"},
                                    {"quantization", {{"group_size", 64}, {"bits", 4}, {"mode", "affine"}}}};
   MB_ASSIGN(auto writer, ModelDirWriter::create(fs, dir, decls, config));
@@ -152,9 +153,11 @@ Status write_base(FileSystem& fs, const fs::path& dir, int layers) {
     } else {
       std::vector<float> v(n);
       const bool scales = d.name.ends_with(".scales"), biases = d.name.ends_with(".biases");
-      for (float& x : v) x = scales ? 0.002f + std::abs(rng.uniform(0.002f)) : biases ? -7.5f * 0.003f + rng.uniform(0.003f)
-                                                                                  : d.name.ends_with("norm.weight") ? 1.0f + rng.uniform(0.1f)
-                                                                                                                    : rng.uniform(0.05f);
+      for (float& x : v)
+        x = scales                            ? 0.002f + std::abs(rng.uniform(0.002f))
+            : biases                          ? -7.5f * 0.003f + rng.uniform(0.003f)
+            : d.name.ends_with("norm.weight") ? 1.0f + rng.uniform(0.1f)
+                                              : rng.uniform(0.05f);
       bytes = bf16_bytes(v);
     }
     MB_TRY(writer->write_tensor(d.name, bytes));
@@ -266,7 +269,7 @@ int run(const Options& opt) {
   const fs::path base = root / "base", lora = root / "lora";
   const int threads = resolve_threads(opt.threads);
   fmt::print("fuse_bench: hidden {}, intermediate {}, vocab {}, {} layers, rank {}, {} threads, {} kernels, in {}\n",
-             k_hidden, k_inter, k_vocab, opt.layers, opt.rank, threads, kernels::isa(), root.string());
+             kHidden, kInter, kVocab, opt.layers, opt.rank, threads, kernels::isa(), root.string());
 
   StepResult gen = run_child([&]() -> nlohmann::json {
     if (Status s = fs->create_dirs(base); !s.ok()) return error_json(s.error());
@@ -280,8 +283,7 @@ int run(const Options& opt) {
   }
   auto base_info = inspect(*fs, base);
   if (base_info.ok()) fmt::print("{}", render_inspection(*base_info, false));
-  const double largest_f32_mb =
-      static_cast<double>(std::max(k_vocab * k_hidden, k_inter * k_hidden) * 4) / 1e6;
+  const double largest_f32_mb = static_cast<double>(std::max(kVocab * kHidden, kInter * kHidden) * 4) / 1e6;
   const double budget_mb = 2 * largest_f32_mb + 200;
 
   struct Step {
@@ -375,10 +377,9 @@ int run(const Options& opt) {
     const StepResult& r = runs[runs.size() / 2];
     const double write_s = write_runs.empty() ? 0 : write_runs[write_runs.size() / 2];
     const double gb = r.info.value("bytes", 0.0) / 1e9;
-    fmt::print("{:<30} {:>8.2f} {:>8.2f} {:>10.2f} {:>8.2f} {:>9.2f} {:>9.3f} {:>8.0f} / {:.0f}\n", step.name, r.seconds,
-               r.cpu_seconds, write_s,
-               write_s > 0 ? r.seconds / write_s : 0.0, r.seconds > 0 ? gb / r.seconds : 0.0, gb, r.peak_rss_mb,
-               budget_mb);
+    fmt::print("{:<30} {:>8.2f} {:>8.2f} {:>10.2f} {:>8.2f} {:>9.2f} {:>9.3f} {:>8.0f} / {:.0f}\n", step.name,
+               r.seconds, r.cpu_seconds, write_s, write_s > 0 ? r.seconds / write_s : 0.0,
+               r.seconds > 0 ? gb / r.seconds : 0.0, gb, r.peak_rss_mb, budget_mb);
     if (runs.size() > 1)
       fmt::print("{:<30} {} runs: {:.2f} .. {:.2f} s; write-only {:.2f} .. {:.2f} s\n", "", runs.size(),
                  runs.front().seconds, runs.back().seconds, write_runs.empty() ? 0.0 : write_runs.front(),
@@ -389,13 +390,16 @@ int run(const Options& opt) {
     if (r.info.contains("verdict")) verdicts.push_back(step.name + ": " + r.info["verdict"].get<std::string>());
   }
   if (f16_s > 0 && q8_s > 0 && q8_write_s > 0)
-    fmt::print("\nfuse -> 8-bit (dequantize fusion to f16, then quantize): {:.2f} s = {:.1f} x the {:.2f} s to write "
-               "the {:.3f} GB of 8-bit output (target <= 1.5 x); {:.2f} GB/s of 8-bit output\n",
-               f16_s + q8_s, (f16_s + q8_s) / q8_write_s, q8_write_s, q8_gb, q8_gb / (f16_s + q8_s));
+    fmt::print(
+        "\nfuse -> 8-bit (dequantize fusion to f16, then quantize): {:.2f} s = {:.1f} x the {:.2f} s to write "
+        "the {:.3f} GB of 8-bit output (target <= 1.5 x); {:.2f} GB/s of 8-bit output\n",
+        f16_s + q8_s, (f16_s + q8_s) / q8_write_s, q8_write_s, q8_gb, q8_gb / (f16_s + q8_s));
   if (direct_s > 0 && direct_write_s > 0)
-    fmt::print("fuse -> 8-bit in one streaming pass (what modelbuild runs): {:.2f} s = {:.1f} x the {:.2f} s to write the {:.3f} GB of 8-bit "
-               "output (target <= 1.5 x); {:.2f} GB/s of 8-bit output\n",
-               direct_s, direct_s / direct_write_s, direct_write_s, q8_gb, q8_gb / direct_s);
+    fmt::print(
+        "fuse -> 8-bit in one streaming pass (what modelbuild runs): {:.2f} s = {:.1f} x the {:.2f} s to write the "
+        "{:.3f} GB of 8-bit "
+        "output (target <= 1.5 x); {:.2f} GB/s of 8-bit output\n",
+        direct_s, direct_s / direct_write_s, direct_write_s, q8_gb, q8_gb / direct_s);
   fmt::print("\nRSS budget = 2 × largest tensor in f32 ({:.0f} MB, the embedding) + 200 MB = {:.0f} MB.\n",
              largest_f32_mb, budget_mb);
   fmt::print("Peak RSS counts the memory-mapped input pages the step touched (file-backed, reclaimable).\n");
@@ -417,13 +421,19 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "fuse_bench: --shape must be 0.5b or 7b\n");
         return 2;
       }
-      opt.shape = v == "7b" ? mb::k_qwen_7b : mb::k_qwen_05b;
-    } else if (a == "--layers") opt.layers = std::stoi(next());
-    else if (a == "--rank") opt.rank = std::stoi(next());
-    else if (a == "--threads") opt.threads = std::stoi(next());
-    else if (a == "--dir") opt.dir = next();
-    else if (a == "--only") opt.only = next();
-    else if (a == "--repeat") opt.repeat = std::max(1, std::stoi(next()));
+      opt.shape = v == "7b" ? mb::kQwen7b : mb::kQwen05b;
+    } else if (a == "--layers")
+      opt.layers = std::stoi(next());
+    else if (a == "--rank")
+      opt.rank = std::stoi(next());
+    else if (a == "--threads")
+      opt.threads = std::stoi(next());
+    else if (a == "--dir")
+      opt.dir = next();
+    else if (a == "--only")
+      opt.only = next();
+    else if (a == "--repeat")
+      opt.repeat = std::max(1, std::stoi(next()));
     else {
       std::fprintf(stderr,
                    "usage: fuse_bench [--shape 0.5b|7b] [--layers N] [--rank 16] [--threads N] [--dir DIR] "
@@ -432,7 +442,7 @@ int main(int argc, char** argv) {
     }
   }
   if (opt.layers == 0) opt.layers = opt.shape.layers;
-  mb::k_hidden = opt.shape.hidden, mb::k_inter = opt.shape.inter, mb::k_kv = opt.shape.kv;
-  mb::k_vocab = opt.shape.vocab, mb::k_head_dim = opt.shape.head_dim, mb::k_tied = opt.shape.tied;
+  mb::kHidden = opt.shape.hidden, mb::kInter = opt.shape.inter, mb::kKv = opt.shape.kv;
+  mb::kVocab = opt.shape.vocab, mb::kHeadDim = opt.shape.head_dim, mb::kTied = opt.shape.tied;
   return mb::run(opt);
 }

@@ -11,6 +11,7 @@
 // reports: load time, prefill tok/s, decode tok/s, peak RSS vs size on disk,
 // streaming-read bandwidth, and the bandwidth bound on decode
 // (bytes of weights read per token / bandwidth).
+#include <fmt/format.h>
 #include <time.h>
 
 #include <algorithm>
@@ -21,12 +22,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "base/temp_dir.h"
 #include "inference/forward.h"
@@ -56,7 +55,7 @@ struct Options {
 };
 
 // Qwen2.5-0.5B shapes.
-constexpr int k_hidden = 896, k_inter = 4864, k_layers = 24, k_heads = 14, k_kv_heads = 2, k_vocab = 151936;
+constexpr int kHidden = 896, kInter = 4864, kLayers = 24, kHeads = 14, kKvHeads = 2, kVocab = 151936;
 
 uint64_t splitmix(uint64_t& s) {
   uint64_t z = (s += 0x9e3779b97f4a7c15ull);
@@ -90,23 +89,23 @@ std::vector<TensorSpec> model_tensors(int bits, int gs) {
     t.push_back({m + ".scales", "BF16", {out, in / gs}, TensorSpec::kScales});
     t.push_back({m + ".biases", "BF16", {out, in / gs}, TensorSpec::kBiases});
   };
-  const int64_t hd = k_hidden / k_heads;
-  quantized("model.embed_tokens", k_vocab, k_hidden);
-  t.push_back({"model.norm.weight", "BF16", {k_hidden}, TensorSpec::kOnes});
-  for (int l = 0; l < k_layers; ++l) {
+  const int64_t hd = kHidden / kHeads;
+  quantized("model.embed_tokens", kVocab, kHidden);
+  t.push_back({"model.norm.weight", "BF16", {kHidden}, TensorSpec::kOnes});
+  for (int l = 0; l < kLayers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
-    t.push_back({p + "input_layernorm.weight", "BF16", {k_hidden}, TensorSpec::kOnes});
-    t.push_back({p + "post_attention_layernorm.weight", "BF16", {k_hidden}, TensorSpec::kOnes});
-    quantized(p + "self_attn.q_proj", k_heads * hd, k_hidden);
-    quantized(p + "self_attn.k_proj", k_kv_heads * hd, k_hidden);
-    quantized(p + "self_attn.v_proj", k_kv_heads * hd, k_hidden);
-    quantized(p + "self_attn.o_proj", k_hidden, k_heads * hd);
+    t.push_back({p + "input_layernorm.weight", "BF16", {kHidden}, TensorSpec::kOnes});
+    t.push_back({p + "post_attention_layernorm.weight", "BF16", {kHidden}, TensorSpec::kOnes});
+    quantized(p + "self_attn.q_proj", kHeads * hd, kHidden);
+    quantized(p + "self_attn.k_proj", kKvHeads * hd, kHidden);
+    quantized(p + "self_attn.v_proj", kKvHeads * hd, kHidden);
+    quantized(p + "self_attn.o_proj", kHidden, kHeads * hd);
     for (const char* b : {"q_proj", "k_proj", "v_proj"})
-      t.push_back({p + "self_attn." + b + ".bias", "BF16", {(b[0] == 'q' ? k_heads : k_kv_heads) * hd},
-                   TensorSpec::kSmall});
-    quantized(p + "mlp.gate_proj", k_inter, k_hidden);
-    quantized(p + "mlp.up_proj", k_inter, k_hidden);
-    quantized(p + "mlp.down_proj", k_hidden, k_inter);
+      t.push_back(
+          {p + "self_attn." + b + ".bias", "BF16", {(b[0] == 'q' ? kHeads : kKvHeads) * hd}, TensorSpec::kSmall});
+    quantized(p + "mlp.gate_proj", kInter, kHidden);
+    quantized(p + "mlp.up_proj", kInter, kHidden);
+    quantized(p + "mlp.down_proj", kHidden, kInter);
   }
   return t;
 }
@@ -132,7 +131,7 @@ void write_model(const std::string& dir, const Options& o) {
   std::vector<uint16_t> buf(1 << 20);
   // Codes are uniform random; scale s and bias -s*(2^bits-1)/2 center the
   // weights on zero with a spread of about 1/sqrt(in).
-  const float s = 2.0f / ((1 << o.bits) - 1) / std::sqrt(static_cast<float>(k_hidden));
+  const float s = 2.0f / ((1 << o.bits) - 1) / std::sqrt(static_cast<float>(kHidden));
   for (const auto& t : tensors) {
     uint64_t left = t.bytes();
     while (left) {
@@ -142,11 +141,20 @@ void write_model(const std::string& dir, const Options& o) {
         for (int k = 0; k < 4 && i + k < chunk / 2; ++k) {
           uint16_t v = static_cast<uint16_t>(r >> (16 * k));
           switch (t.fill) {
-            case TensorSpec::kCodes: break;
-            case TensorSpec::kScales: v = bf16(s * (0.75f + (v & 255) / 512.0f)); break;
-            case TensorSpec::kBiases: v = bf16(-s * ((1 << o.bits) - 1) / 2); break;
-            case TensorSpec::kOnes: v = bf16(1.0f); break;
-            case TensorSpec::kSmall: v = bf16(((v & 255) - 128) / 1024.0f); break;
+            case TensorSpec::kCodes:
+              break;
+            case TensorSpec::kScales:
+              v = bf16(s * (0.75f + (v & 255) / 512.0f));
+              break;
+            case TensorSpec::kBiases:
+              v = bf16(-s * ((1 << o.bits) - 1) / 2);
+              break;
+            case TensorSpec::kOnes:
+              v = bf16(1.0f);
+              break;
+            case TensorSpec::kSmall:
+              v = bf16(((v & 255) - 128) / 1024.0f);
+              break;
           }
           buf[i + k] = v;
         }
@@ -157,16 +165,16 @@ void write_model(const std::string& dir, const Options& o) {
   }
   nlohmann::json config = {{"architectures", {"Qwen2ForCausalLM"}},
                            {"model_type", "qwen2"},
-                           {"hidden_size", k_hidden},
-                           {"intermediate_size", k_inter},
-                           {"num_hidden_layers", k_layers},
-                           {"num_attention_heads", k_heads},
-                           {"num_key_value_heads", k_kv_heads},
+                           {"hidden_size", kHidden},
+                           {"intermediate_size", kInter},
+                           {"num_hidden_layers", kLayers},
+                           {"num_attention_heads", kHeads},
+                           {"num_key_value_heads", kKvHeads},
                            {"max_position_embeddings", 32768},
                            {"rms_norm_eps", 1e-6},
                            {"rope_theta", 1000000.0},
                            {"tie_word_embeddings", true},
-                           {"vocab_size", k_vocab},
+                           {"vocab_size", kVocab},
                            {"hidden_act", "silu"},
                            {"quantization", {{"group_size", o.group_size}, {"bits", o.bits}, {"mode", "affine"}}}};
   config["quantization_config"] = config["quantization"];
@@ -302,15 +310,22 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--bits") o.bits = std::atoi(next().c_str());
-    else if (a == "--group-size") o.group_size = std::atoi(next().c_str());
-    else if (a == "--threads") o.threads = std::atoi(next().c_str());
-    else if (a == "--prompt") o.prompt = std::atoi(next().c_str());
-    else if (a == "--decode") o.decode = std::atoi(next().c_str());
-    else if (a == "--dir") o.dir = next();
+    if (a == "--bits")
+      o.bits = std::atoi(next().c_str());
+    else if (a == "--group-size")
+      o.group_size = std::atoi(next().c_str());
+    else if (a == "--threads")
+      o.threads = std::atoi(next().c_str());
+    else if (a == "--prompt")
+      o.prompt = std::atoi(next().c_str());
+    else if (a == "--decode")
+      o.decode = std::atoi(next().c_str());
+    else if (a == "--dir")
+      o.dir = next();
     else {
-      std::fprintf(stderr, "usage: inference_bench [--bits N] [--group-size N] [--threads N] [--prompt N] "
-                           "[--decode N] [--dir DIR]\n");
+      std::fprintf(stderr,
+                   "usage: inference_bench [--bits N] [--group-size N] [--threads N] [--prompt N] "
+                   "[--decode N] [--dir DIR]\n");
       return 2;
     }
   }

@@ -7,7 +7,7 @@
 namespace mb {
 namespace {
 
-constexpr char k_entry_format[] = "modelbuild-action";
+constexpr char kEntryFormat[] = "modelbuild-action";
 
 Error corrupt(const std::string& where, std::string why) { return Error{Errc::kCorrupt, where, std::move(why)}; }
 
@@ -37,8 +37,8 @@ nlohmann::json entry_to_json(const ActionEntry& entry) {
                        {"executable", o.executable},
                        {"blob_mtime_ns", o.blob_mtime_ns}});
   }
-  return {{"format", k_entry_format},
-          {"version", ActionCache::k_entry_version},
+  return {{"format", kEntryFormat},
+          {"version", ActionCache::kEntryVersion},
           {"digest_function", "sha256"},
           {"key", entry.key.hex()},
           {"kind", entry.kind},
@@ -50,14 +50,14 @@ nlohmann::json entry_to_json(const ActionEntry& entry) {
 Result<ActionEntry> entry_from_json(const nlohmann::json& json, const std::string& where) {
   if (!json.is_object()) return corrupt(where, "not a JSON object");
   auto format = json.find("format");
-  if (format == json.end() || *format != k_entry_format) return corrupt(where, "not a modelbuild action entry");
+  if (format == json.end() || *format != kEntryFormat) return corrupt(where, "not a modelbuild action entry");
   auto version = json.find("version");
   if (version == json.end() || !version->is_number_integer()) return corrupt(where, "'version' is missing");
-  if (version->get<int64_t>() > ActionCache::k_entry_version) {
+  if (version->get<int64_t>() > ActionCache::kEntryVersion) {
     return make_error(Errc::kUnsupported, where, "entry version {} is newer than this modelbuild reads ({})",
-                      version->get<int64_t>(), ActionCache::k_entry_version);
+                      version->get<int64_t>(), ActionCache::kEntryVersion);
   }
-  if (version->get<int64_t>() != ActionCache::k_entry_version) return corrupt(where, "unknown entry version");
+  if (version->get<int64_t>() != ActionCache::kEntryVersion) return corrupt(where, "unknown entry version");
   auto function = json.find("digest_function");
   if (function == json.end() || *function != "sha256") {
     return make_error(Errc::kUnsupported, where, "digest function is not sha256");
@@ -86,8 +86,8 @@ Result<ActionEntry> entry_from_json(const nlohmann::json& json, const std::strin
     auto size = o.find("size");
     auto exec = o.find("executable");
     auto mtime = o.find("blob_mtime_ns");
-    if (size == o.end() || !size->is_number_unsigned() || exec == o.end() || !exec->is_boolean() ||
-        mtime == o.end() || !mtime->is_number_integer()) {
+    if (size == o.end() || !size->is_number_unsigned() || exec == o.end() || !exec->is_boolean() || mtime == o.end() ||
+        !mtime->is_number_integer()) {
       return corrupt(where, fmt::format("output '{}' lacks size, executable or blob_mtime_ns", f.path));
     }
     f.size = size->get<uint64_t>();
@@ -126,8 +126,8 @@ std::string ActionCache::check_blob(OutputFile& out, bool* refreshed) {
   if (st->size == out.size && st->mtime_ns == out.blob_mtime_ns) return "";
   // Changed size or timestamp: something wrote to it, or it was replaced by
   // an identical copy. Only its content can tell.
-  m_reporter.debug(fmt::format("re-hashing blob {} of '{}': its timestamp or size changed", out.digest.short_hex(),
-                               out.path));
+  m_reporter.debug(
+      fmt::format("re-hashing blob {} of '{}': its timestamp or size changed", out.digest.short_hex(), out.path));
   Status ok = m_cas.verify(out.digest);
   if (!ok.ok()) return fmt::format("the blob of '{}' failed verification ({})", out.path, ok.error().message);
   if (st->size != out.size) return fmt::format("the blob of '{}' has another size than recorded", out.path);

@@ -16,11 +16,10 @@
 //
 // Stateless apart from the borrowed FileSystem, ContentStore and Reporter:
 // thread-safe, and safe to share between processes.
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/reporter.h"
@@ -58,7 +57,7 @@ Result<ActionEntry> entry_from_json(const nlohmann::json& json, const std::strin
 
 class ActionCache {
  public:
-  static constexpr int k_entry_version = 1;
+  static constexpr int kEntryVersion = 1;
 
   ActionCache(FileSystem& fs, fs::path cache_root, ContentStore& cas, Reporter& reporter);
 

@@ -19,7 +19,8 @@ class ActionCacheTest : public ::testing::Test {
   void SetUp() override { ASSERT_TRUE(m_cache.init().ok()); }
 
   ActionEntry build(std::string_view name) {
-    auto e = build_step(m_cache, key_of(name), {{"model.bin", "weights of " + std::string(name)}, {"cfg/c.json", "{}"}});
+    auto e =
+        build_step(m_cache, key_of(name), {{"model.bin", "weights of " + std::string(name)}, {"cfg/c.json", "{}"}});
     EXPECT_TRUE(e.ok()) << (e.ok() ? "" : e.error().to_string());
     return e.ok() ? *e : ActionEntry{};
   }
@@ -103,7 +104,7 @@ TEST_F(ActionCacheTest, EditedFieldsAreRejected) {
 TEST_F(ActionCacheTest, NewerFormatIsAMissWithAWarning) {
   ActionEntry e = build("k");
   nlohmann::json j = entry_to_json(e);
-  j["version"] = ActionCache::k_entry_version + 1;
+  j["version"] = ActionCache::kEntryVersion + 1;
   m_fs.add_file(m_cache.actions().entry_path(key_of("k")), j.dump());
   EXPECT_FALSE(lookup("k").has_value());
   EXPECT_EQ(count_warnings(m_reporter, "newer"), 1u);

@@ -2,7 +2,7 @@
 // variable-length item a u64 little-endian length, so the encoding is
 // prefix-free: two different specs can never produce the same bytes.
 // docs/cache-format.md ("Action keys") is the normative description; a change
-// here must bump k_action_key_format and the doc together.
+// here must bump kActionKeyFormat and the doc together.
 #include "cache/action_key.h"
 
 #include <algorithm>
@@ -13,9 +13,9 @@
 namespace mb {
 namespace {
 
-constexpr uint32_t k_action_key_format = 1;
-constexpr char k_action_key_magic[] = "MBAK";
-constexpr char k_digest_function[] = "sha256";
+constexpr uint32_t kActionKeyFormat = 1;
+constexpr char kActionKeyMagic[] = "MBAK";
+constexpr char kDigestFunction[] = "sha256";
 
 void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -41,8 +41,8 @@ void put_int(std::string& out, int64_t v) {
 }
 
 // 2^63 and 2^64 as doubles, exactly representable.
-constexpr double k_two_63 = 9223372036854775808.0;
-constexpr double k_two_64 = 18446744073709551616.0;
+constexpr double kTwo63 = 9223372036854775808.0;
+constexpr double kTwo64 = 18446744073709551616.0;
 
 void encode(std::string& out, const nlohmann::json& v) {
   using T = nlohmann::json::value_t;
@@ -111,8 +111,8 @@ nlohmann::json normalize_json(const nlohmann::json& value) {
     case T::number_float: {
       double d = value.get<double>();
       if (std::isfinite(d) && std::trunc(d) == d) {
-        if (d >= -k_two_63 && d < k_two_63) return nlohmann::json(static_cast<int64_t>(d));
-        if (d >= 0 && d < k_two_64) return nlohmann::json(static_cast<uint64_t>(d));
+        if (d >= -kTwo63 && d < kTwo63) return nlohmann::json(static_cast<int64_t>(d));
+        if (d >= 0 && d < kTwo64) return nlohmann::json(static_cast<uint64_t>(d));
       }
       return value;
     }
@@ -145,9 +145,9 @@ std::string canonical_json(const nlohmann::json& value) {
 }
 
 std::string canonical_encoding(const ActionKeySpec& spec) {
-  std::string out(k_action_key_magic, 4);
-  put_u32(out, k_action_key_format);
-  put_string(out, k_digest_function);
+  std::string out(kActionKeyMagic, 4);
+  put_u32(out, kActionKeyFormat);
+  put_string(out, kDigestFunction);
   put_string(out, spec.kind);
   put_int(out, spec.algorithm_version);
   out += canonical_json(spec.params);

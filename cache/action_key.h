@@ -8,11 +8,10 @@
 // value encoded as integers (so `8` and `8.0` give the same key), and every
 // value tagged with its type, so "8" (a string) and 8 differ. The exact byte
 // encoding is specified in docs/cache-format.md.
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cache/digest.h"
 
@@ -24,9 +23,9 @@ struct ActionKeyInput {
 };
 
 struct ActionKeySpec {
-  std::string kind;            // step kind, e.g. "fuse"
-  int algorithm_version = 1;   // bumped when a rule's output bytes change
-  nlohmann::json params;       // rule-normalized parameters
+  std::string kind;           // step kind, e.g. "fuse"
+  int algorithm_version = 1;  // bumped when a rule's output bytes change
+  nlohmann::json params;      // rule-normalized parameters
   // Order is significant (e.g. adapters applied in sequence), so the rule
   // must list inputs in a deterministic order.
   std::vector<ActionKeyInput> inputs;

@@ -40,7 +40,7 @@ TEST(ActionKey, EncodingMatchesTheDocumentedBytes) {
                      "s" + le64(6) + "sha256" +                                  //
                      "s" + le64(4) + "fuse" +                                    //
                      "i" + le64(1) +                                             //
-                     "o" + le64(1) + le64(4) + "bits" + "i" + le64(8) +         //
+                     "o" + le64(1) + le64(4) + "bits" + "i" + le64(8) +          //
                      "I" + le64(1) + "s" + le64(4) + "base" + "h" + std::string(32, '\0');
   EXPECT_EQ(canonical_encoding(spec), want);
 }

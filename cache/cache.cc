@@ -67,11 +67,11 @@ Status Cache::check_version() {
   if (ec != std::errc() || ptr != value.data() + value.size() || version < 1) {
     return make_error(Errc::kCorrupt, path.string(), "not a modelbuild cache version: '{}'", value);
   }
-  if (version > k_format_version) {
+  if (version > kFormatVersion) {
     return make_error(Errc::kUnsupported, path.string(),
                       "cache format version {} is newer than this modelbuild supports ({}); "
                       "upgrade modelbuild or use another cache directory",
-                      version, k_format_version);
+                      version, kFormatVersion);
   }
   return {};
 }
@@ -83,7 +83,7 @@ Status Cache::init() {
   fs::path version = m_root / "VERSION";
   auto existing = m_fs.stat(version);
   if (!existing.ok() && existing.error().code == Errc::kNotFound) {
-    MB_TRY(write_file_atomic(m_fs, version, fmt::format("{}\n", k_format_version)));
+    MB_TRY(write_file_atomic(m_fs, version, fmt::format("{}\n", kFormatVersion)));
   }
   m_file_digests.load();
   return {};

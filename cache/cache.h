@@ -14,12 +14,11 @@
 // never wait for each other. Thread-safe; several processes may share one
 // root. The FileSystem and Reporter are borrowed and must outlive the Cache.
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/reporter.h"
@@ -35,12 +34,12 @@ namespace mb {
 class Cache {
  public:
   // The layout version in <root>/VERSION.
-  static constexpr int k_format_version = 1;
+  static constexpr int kFormatVersion = 1;
 
   Cache(FileSystem& fs, fs::path root, Reporter& reporter);
 
   // Creates the layout (or checks an existing one) and loads the file digest
-  // state. A VERSION newer than k_format_version is Errc::kUnsupported, an
+  // state. A VERSION newer than kFormatVersion is Errc::kUnsupported, an
   // unreadable one Errc::kCorrupt; both name the VERSION file.
   Status init();
   // Persists the file digest state (only if it changed).

@@ -14,7 +14,7 @@ using testing::count_warnings;
 using testing::key_of;
 using testing::write_text;
 
-const std::vector<std::pair<std::string, std::string>> k_outputs = {
+const std::vector<std::pair<std::string, std::string>> kOutputs = {
     {"model.safetensors", std::string(5000, 'm')}, {"config.json", "{\"a\": 1}"}, {"tok/tokenizer.json", "tok"}};
 
 TEST(CacheInit, CreatesTheLayoutAndVersion) {
@@ -64,7 +64,7 @@ TEST_F(CacheTest, CommitStoresOutputsAndRemovesStaging) {
   ASSERT_TRUE(staging.ok());
   EXPECT_EQ(staging->dir().parent_path(), fs::path("/c/tmp"));
   EXPECT_TRUE(m_fs.list_dir(staging->dir())->empty());
-  for (const auto& [rel, content] : k_outputs) {
+  for (const auto& [rel, content] : kOutputs) {
     ASSERT_TRUE(m_fs.create_dirs((staging->dir() / rel).parent_path()).ok());
     ASSERT_TRUE(write_text(m_fs, staging->dir() / rel, content).ok());
   }
@@ -86,9 +86,9 @@ TEST_F(CacheTest, CommitStoresOutputsAndRemovesStaging) {
 
 TEST_F(CacheTest, OutputDigestEqualsTheDigestOfTheSameTreeOnDisk) {
   // Early cutoff: a source directory with the same bytes has the same digest.
-  auto entry = build_step(m_cache, key_of("k"), k_outputs);
+  auto entry = build_step(m_cache, key_of("k"), kOutputs);
   ASSERT_TRUE(entry.ok());
-  for (const auto& [rel, content] : k_outputs) m_fs.add_file(fs::path("/src") / rel, content);
+  for (const auto& [rel, content] : kOutputs) m_fs.add_file(fs::path("/src") / rel, content);
   FileDigestCache digests(m_fs, "/state", m_reporter);
   EXPECT_EQ(*digests.digest_of_tree("/src", 2), entry->output_digest);
 }
@@ -145,7 +145,7 @@ TEST(CacheCrash, AFaultAtEveryOperationOfACommitLeavesNoPartialEntry) {
       ASSERT_TRUE(cache.init().ok());
       auto staging = cache.begin(key_of("k"));
       ASSERT_TRUE(staging.ok());
-      for (const auto& [rel, content] : k_outputs) {
+      for (const auto& [rel, content] : kOutputs) {
         ASSERT_TRUE(fs.create_dirs((staging->dir() / rel).parent_path()).ok());
         ASSERT_TRUE(write_text(fs, staging->dir() / rel, content).ok());  // the step syncs its outputs
       }
@@ -165,8 +165,8 @@ TEST(CacheCrash, AFaultAtEveryOperationOfACommitLeavesNoPartialEntry) {
         ASSERT_TRUE(hit->has_value()) << "committed but not found, fault " << n << " crash " << crash;
       }
       if (hit->has_value()) {
-        ASSERT_EQ((*hit)->outputs.size(), k_outputs.size());
-        for (const auto& [rel, content] : k_outputs) {
+        ASSERT_EQ((*hit)->outputs.size(), kOutputs.size());
+        for (const auto& [rel, content] : kOutputs) {
           auto it = std::find_if((*hit)->outputs.begin(), (*hit)->outputs.end(),
                                  [&](const OutputFile& o) { return o.path == rel; });
           ASSERT_NE(it, (*hit)->outputs.end());
@@ -207,7 +207,7 @@ TEST(CacheCrash, OutputsTheStepNeverSyncedAreAMissAfterPowerLoss) {
   RecordingReporter reporter;
   Cache cache(fs, "/c", reporter);
   ASSERT_TRUE(cache.init().ok());
-  ASSERT_TRUE(build_step(cache, key_of("k"), k_outputs, /*sync=*/false).ok());
+  ASSERT_TRUE(build_step(cache, key_of("k"), kOutputs, /*sync=*/false).ok());
   ASSERT_TRUE(cache.lookup(key_of("k"))->has_value());
   ASSERT_TRUE(fs.crash().ok());
   EXPECT_FALSE(cache.lookup(key_of("k"))->has_value()) << "never a wrong artifact";
@@ -220,13 +220,13 @@ TEST(CacheCrash, SyncedOutputsSurvivePowerLoss) {
   NullReporter reporter;
   Cache cache(fs, "/c", reporter);
   ASSERT_TRUE(cache.init().ok());
-  ASSERT_TRUE(build_step(cache, key_of("k"), k_outputs, /*sync=*/true).ok());
+  ASSERT_TRUE(build_step(cache, key_of("k"), kOutputs, /*sync=*/true).ok());
   ASSERT_TRUE(fs.crash().ok());
   EXPECT_TRUE(cache.lookup(key_of("k"))->has_value());
 }
 
 TEST_F(CacheTest, VerifyAllDeletesCorruptBlobs) {
-  auto entry = build_step(m_cache, key_of("k"), k_outputs);
+  auto entry = build_step(m_cache, key_of("k"), kOutputs);
   ASSERT_TRUE(entry.ok());
   ASSERT_EQ(entry->outputs[1].path, "model.safetensors");
   fs::path blob = m_cache.cas().blob_path(entry->outputs[1].digest);

@@ -10,7 +10,7 @@ namespace mb {
 namespace {
 
 // Large enough to amortize the callback, small enough for smooth progress.
-constexpr size_t k_hash_chunk_bytes = size_t{4} << 20;
+constexpr size_t kHashChunkBytes = size_t{4} << 20;
 
 EVP_MD_CTX* ctx_of(void* p) { return static_cast<EVP_MD_CTX*>(p); }
 
@@ -23,11 +23,11 @@ int hex_value(char c) {
 }  // namespace
 
 std::string Digest::hex() const {
-  static const char* k_digits = "0123456789abcdef";
+  static const char* kDigits = "0123456789abcdef";
   std::string out(64, '0');
   for (size_t i = 0; i < bytes.size(); ++i) {
-    out[2 * i] = k_digits[bytes[i] >> 4];
-    out[2 * i + 1] = k_digits[bytes[i] & 0xf];
+    out[2 * i] = kDigits[bytes[i] >> 4];
+    out[2 * i + 1] = kDigits[bytes[i] & 0xf];
   }
   return out;
 }
@@ -86,7 +86,7 @@ Result<Digest> digest_file(const FileSystem& fs, const fs::path& path,
   Hasher h;
   uint64_t done = 0;
   while (done < bytes.size()) {
-    size_t n = std::min<size_t>(k_hash_chunk_bytes, bytes.size() - done);
+    size_t n = std::min<size_t>(kHashChunkBytes, bytes.size() - done);
     h.update(bytes.subspan(done, n));
     mapping->done_with(done, n);  // keep RSS flat while streaming gigabytes
     done += n;

@@ -4,9 +4,9 @@
 // Every digest in modelbuild is SHA-256; the algorithm name is part of every
 // key's encoding ("sha256:"), so it can change without a silent collision.
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <functional>
-#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,7 +20,7 @@ namespace mb {
 struct Digest {
   std::array<uint8_t, 32> bytes{};
 
-  std::string hex() const;                       // 64 lowercase hex chars
+  std::string hex() const;  // 64 lowercase hex chars
   std::string short_hex() const { return hex().substr(0, 12); }
   static Result<Digest> from_hex(std::string_view hex);
   bool is_zero() const;

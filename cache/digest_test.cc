@@ -1,8 +1,8 @@
 #include "cache/digest.h"
 
-#include <algorithm>
-
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "base/fs_test_support.h"
 

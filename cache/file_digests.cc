@@ -13,13 +13,13 @@
 namespace mb {
 namespace {
 
-constexpr char k_state_magic[8] = {'M', 'B', 'F', 'D', 'I', 'G', 'S', 'T'};
-constexpr uint32_t k_state_version = 1;
-constexpr size_t k_header_bytes = 8 + 4 + 4 + 8;
-constexpr size_t k_trailer_bytes = 32;
-constexpr size_t k_entry_fixed_bytes = 4 + 6 * 8 + 32;  // path length, six integers, digest
+constexpr char kStateMagic[8] = {'M', 'B', 'F', 'D', 'I', 'G', 'S', 'T'};
+constexpr uint32_t kStateVersion = 1;
+constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8;
+constexpr size_t kTrailerBytes = 32;
+constexpr size_t kEntryFixedBytes = 4 + 6 * 8 + 32;  // path length, six integers, digest
 // A file that keeps changing while we read it is not hashed forever.
-constexpr int k_max_hash_attempts = 3;
+constexpr int kMaxHashAttempts = 3;
 
 int64_t wall_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -60,9 +60,7 @@ class Reader {
   size_t m_pos = 0;
 };
 
-Error corrupt(const fs::path& path, const char* why) {
-  return make_error(Errc::kCorrupt, path.string(), "{}", why);
-}
+Error corrupt(const fs::path& path, const char* why) { return make_error(Errc::kCorrupt, path.string(), "{}", why); }
 
 }  // namespace
 
@@ -75,15 +73,15 @@ struct FileDigestCache::Progress {
   uint64_t reported = 0;  // guarded by mu
 
   // Adds `n` bytes; reports when the count crosses a multiple of
-  // k_progress_bytes, and when all are done.
+  // kProgressBytes, and when all are done.
   // Reports happen under `mu` so the bar never moves backwards, but the
   // common case (no report due) takes no lock.
   void add(uint64_t n) {
     uint64_t now = done.fetch_add(n) + n;
-    if (now < total && now % k_progress_bytes >= n && n < k_progress_bytes) return;  // no boundary crossed
+    if (now < total && now % kProgressBytes >= n && n < kProgressBytes) return;  // no boundary crossed
     std::lock_guard<std::mutex> lock(mu);
     now = std::min(done.load(), total);
-    if (now > reported && (now / k_progress_bytes > reported / k_progress_bytes || now == total)) {
+    if (now > reported && (now / kProgressBytes > reported / kProgressBytes || now == total)) {
       reported = now;
       reporter.progress(label, now, total, "bytes");
     }
@@ -114,13 +112,13 @@ void FileDigestCache::load() {
       // so the warning is not repeated forever; a newer version's file is
       // left alone until we have something of our own to write.
       rewrite = st.error().code == Errc::kCorrupt;
-      m_reporter.warn(fmt::format("ignoring the file digest state ({}); files will be re-hashed",
-                                  st.error().to_string()));
+      m_reporter.warn(
+          fmt::format("ignoring the file digest state ({}); files will be re-hashed", st.error().to_string()));
       entries.clear();
     }
   } else if (bytes.error().code != Errc::kNotFound) {
-    m_reporter.warn(fmt::format("cannot read the file digest state ({}); files will be re-hashed",
-                                bytes.error().to_string()));
+    m_reporter.warn(
+        fmt::format("cannot read the file digest state ({}); files will be re-hashed", bytes.error().to_string()));
   }
   std::lock_guard<std::mutex> lock(m_mu);
   m_entries = std::move(entries);
@@ -129,10 +127,10 @@ void FileDigestCache::load() {
 }
 
 Status FileDigestCache::decode(std::string_view bytes, std::unordered_map<std::string, Entry>* out) const {
-  if (bytes.size() < k_header_bytes + k_trailer_bytes) return corrupt(m_state_file, "truncated header");
-  std::string_view body = bytes.substr(0, bytes.size() - k_trailer_bytes);
+  if (bytes.size() < kHeaderBytes + kTrailerBytes) return corrupt(m_state_file, "truncated header");
+  std::string_view body = bytes.substr(0, bytes.size() - kTrailerBytes);
   Digest want = digest_string(body);
-  if (std::memcmp(want.bytes.data(), bytes.data() + body.size(), k_trailer_bytes) != 0) {
+  if (std::memcmp(want.bytes.data(), bytes.data() + body.size(), kTrailerBytes) != 0) {
     return corrupt(m_state_file, "checksum mismatch");
   }
   Reader r(body);
@@ -142,13 +140,13 @@ Status FileDigestCache::decode(std::string_view bytes, std::unordered_map<std::s
   r.get(&version, 4);
   r.get(&flags, 4);
   r.get(&count, 8);
-  if (magic != std::string_view(k_state_magic, 8)) return corrupt(m_state_file, "not a file digest state file");
-  if (version != k_state_version) {
-    return make_error(Errc::kUnsupported, m_state_file.string(), "state version {} (this modelbuild reads {})",
-                      version, k_state_version);
+  if (magic != std::string_view(kStateMagic, 8)) return corrupt(m_state_file, "not a file digest state file");
+  if (version != kStateVersion) {
+    return make_error(Errc::kUnsupported, m_state_file.string(), "state version {} (this modelbuild reads {})", version,
+                      kStateVersion);
   }
   if (flags != 0) return corrupt(m_state_file, "unknown flags");
-  if (count > r.remaining() / k_entry_fixed_bytes) return corrupt(m_state_file, "entry count exceeds file size");
+  if (count > r.remaining() / kEntryFixedBytes) return corrupt(m_state_file, "entry count exceeds file size");
   out->reserve(count);
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t path_len = 0;
@@ -172,8 +170,8 @@ std::string FileDigestCache::encode_locked() const {
   items.reserve(m_entries.size());
   for (const auto& item : m_entries) items.push_back(&item);
   std::sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
-  std::string out(k_state_magic, 8);
-  put_le(out, k_state_version, 4);
+  std::string out(kStateMagic, 8);
+  put_le(out, kStateVersion, 4);
   put_le(out, 0, 4);
   put_le(out, items.size(), 8);
   for (const auto* item : items) {
@@ -201,10 +199,9 @@ Status FileDigestCache::save() {
     // Forget files nobody asked about for a long time (deleted, renamed), so
     // the state file does not grow without bound. Only done when the file is
     // being rewritten anyway, so the no-op path never writes.
-    int64_t cutoff = m_clock() - k_forget_after_ns;
-    std::erase_if(m_entries, [&](const auto& item) {
-      return item.second.hashed_at_ns < cutoff && m_used.count(item.first) == 0;
-    });
+    int64_t cutoff = m_clock() - kForgetAfterNs;
+    std::erase_if(m_entries,
+                  [&](const auto& item) { return item.second.hashed_at_ns < cutoff && m_used.count(item.first) == 0; });
     bytes = encode_locked();
   }
   MB_TRY(m_fs.create_dirs(m_state_file.parent_path()));
@@ -222,7 +219,7 @@ std::optional<FileDigestCache::Entry> FileDigestCache::reusable_locked(const std
   // entry stays racy), but not again within this one: the steps of one build
   // often read the same input several times, and a multi-GB adapter must not
   // be hashed once per reader.
-  if (it->second.mtime_ns + k_racy_margin_ns > it->second.hashed_at_ns && !m_hashed_here.count(key)) {
+  if (it->second.mtime_ns + kRacyMarginNs > it->second.hashed_at_ns && !m_hashed_here.count(key)) {
     return std::nullopt;
   }
   ++m_stats.files_reused;
@@ -239,7 +236,7 @@ Result<FileDigestCache::Entry> FileDigestCache::entry_for(const fs::path& abs, P
     if (auto e = reusable_locked(key, st)) return *e;
     clock = m_clock;
   }
-  for (int attempt = 0; attempt < k_max_hash_attempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxHashAttempts; ++attempt) {
     Entry e;
     e.hashed_at_ns = clock();  // before reading: a write during hashing makes the entry racy
     uint64_t counted = 0;
@@ -278,7 +275,7 @@ Result<Digest> FileDigestCache::digest_of(const fs::path& path) {
   // Only a file big enough to take a while gets a progress bar; stat is
   // cheap next to hashing and the no-op path inside entry_for stats anyway.
   std::optional<Progress> progress;
-  if (auto st = m_fs.stat(abs); st.ok() && st->size >= k_progress_bytes)
+  if (auto st = m_fs.stat(abs); st.ok() && st->size >= kProgressBytes)
     progress.emplace(m_reporter, "hash " + abs.filename().string(), st->size);
   MB_ASSIGN(Entry e, entry_for(abs, progress ? &*progress : nullptr));
   return e.digest;
@@ -289,7 +286,7 @@ Status FileDigestCache::walk(const fs::path& dir, const std::string& prefix,
                              std::vector<WalkedFile>* files) const {
   MB_ASSIGN(auto names, m_fs.list_dir(dir));
   for (const std::string& name : names) {
-    if (name == k_materialized_marker) continue;
+    if (name == kMaterializedMarker) continue;
     fs::path child = dir / name;
     std::string rel = prefix.empty() ? name : prefix + "/" + name;
     MB_ASSIGN(FileStat st, m_fs.stat(child));  // follows symlinks; a dangling one is an error
@@ -345,8 +342,8 @@ Result<std::vector<TreeEntry>> FileDigestCache::tree_entries(const fs::path& dir
       if (!results[i]->ok()) next.store(to_hash.size());  // stop early on the first error
     }
   };
-  size_t n_threads = std::clamp<size_t>(threads < 1 ? 1 : static_cast<size_t>(threads), 1,
-                                        std::max<size_t>(to_hash.size(), 1));
+  size_t n_threads =
+      std::clamp<size_t>(threads < 1 ? 1 : static_cast<size_t>(threads), 1, std::max<size_t>(to_hash.size(), 1));
   std::vector<std::thread> pool;
   for (size_t t = 1; t < n_threads; ++t) pool.emplace_back(work);
   work();

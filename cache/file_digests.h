@@ -5,7 +5,7 @@
 // The state lives in one small file (`<cache>/state/file-digests`) that is
 // loaded whole at startup and rewritten atomically by save(). A file is
 // re-hashed only when (dev, ino, size, mtime_ns, ctime_ns) changed, or when
-// its entry is "racily clean": its mtime was within k_racy_margin_ns of the
+// its entry is "racily clean": its mtime was within kRacyMarginNs of the
 // moment hashing started, so a later write in the same timestamp tick could
 // have left the fingerprint unchanged (git's rule). A truncated or corrupt
 // state file is ignored with a warning and rebuilt: it is a cache, never a
@@ -16,7 +16,7 @@
 // the Hugging Face cache); a symlink cycle is an error.
 //
 // Hashing reports its progress (bytes hashed of the bytes to hash) through
-// the Reporter as "hash NAME" progress events, one per k_progress_bytes, so
+// the Reporter as "hash NAME" progress events, one per kProgressBytes, so
 // a cold start on gigabytes shows a live bar; a no-op run reports nothing.
 //
 // Thread-safe: digest_of() may be called from several threads at once; the
@@ -48,12 +48,12 @@ class FileDigestCache {
  public:
   // Timestamps closer than this to the start of hashing are not trusted.
   // Covers coarse filesystem clocks (ext4 ticks, FAT's 2 s) and small skew.
-  static constexpr int64_t k_racy_margin_ns = int64_t{2} * 1000000000;
+  static constexpr int64_t kRacyMarginNs = int64_t{2} * 1000000000;
   // Entries neither used by this process nor hashed within this long are
   // dropped when the state file is next written.
   // Hashing progress is reported every this many bytes.
-  static constexpr uint64_t k_progress_bytes = uint64_t{64} << 20;
-  static constexpr int64_t k_forget_after_ns = int64_t{30} * 24 * 3600 * 1000000000;
+  static constexpr uint64_t kProgressBytes = uint64_t{64} << 20;
+  static constexpr int64_t kForgetAfterNs = int64_t{30} * 24 * 3600 * 1000000000;
 
   FileDigestCache(FileSystem& fs, fs::path state_file, Reporter& reporter);
 

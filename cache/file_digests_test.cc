@@ -1,10 +1,9 @@
 #include "cache/file_digests.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,7 +17,7 @@ namespace {
 using testing::count_warnings;
 using testing::write_text;
 
-constexpr int64_t k_hour_ns = int64_t{3600} * 1000000000;
+constexpr int64_t kHourNs = int64_t{3600} * 1000000000;
 
 // A memory tree whose files are an hour old, so none is racily clean.
 class FileDigestsTest : public ::testing::Test {
@@ -30,7 +29,7 @@ class FileDigestsTest : public ::testing::Test {
   }
   void add(const fs::path& path, std::string_view content) {
     m_fs.add_file(path, content);
-    ASSERT_TRUE(m_fs.set_mtime(path, m_fs.now_ns() - k_hour_ns).ok());
+    ASSERT_TRUE(m_fs.set_mtime(path, m_fs.now_ns() - kHourNs).ok());
   }
   std::vector<fs::path> sorted(std::vector<fs::path> v) {
     std::sort(v.begin(), v.end());
@@ -99,7 +98,7 @@ TEST_F(FileDigestsTest, RacilyCleanEntriesAreRehashedByTheNextProcess) {
   // Once hashing started well after its last change, the entry is trusted.
   {
     FileDigestCache cache(m_fs, "/state/file-digests", m_reporter);
-    cache.set_clock_for_testing([this] { return m_fs.now_ns() + 2 * FileDigestCache::k_racy_margin_ns; });
+    cache.set_clock_for_testing([this] { return m_fs.now_ns() + 2 * FileDigestCache::kRacyMarginNs; });
     cache.load();
     ASSERT_TRUE(cache.digest_of("/src/fresh").ok());  // still racy from the first run: re-verified
     EXPECT_EQ(cache.stats().files_hashed, 1u);
@@ -202,7 +201,8 @@ TEST_F(FileDigestsTest, TreeDigestIsTheTreeOfItsEntriesAndSkipsTheMarker) {
 }
 
 TEST_F(FileDigestsTest, ThreadCountDoesNotChangeTheDigest) {
-  for (int i = 0; i < 40; ++i) add(fmt::format("/src/many/f{:02}", i), std::string(i * 100, static_cast<char>('a' + i % 26)));
+  for (int i = 0; i < 40; ++i)
+    add(fmt::format("/src/many/f{:02}", i), std::string(i * 100, static_cast<char>('a' + i % 26)));
   FileDigestCache one(m_fs, "/s1", m_reporter), four(m_fs, "/s4", m_reporter);
   EXPECT_EQ(*one.digest_of_tree("/src/many", 1), *four.digest_of_tree("/src/many", 4));
   EXPECT_EQ(four.stats().files_hashed, 40u);
@@ -242,7 +242,7 @@ TEST_F(FileDigestsTest, ConcurrentCallersAgree) {
 // The same on a real disk, where "touch" is utimensat and ctime is the kernel's.
 TEST_F(FileDigestsTest, HashingReportsBytesProgressAndANoOpReportsNothing) {
   // Two files that together span more than two progress steps.
-  const uint64_t big = FileDigestCache::k_progress_bytes + 1000;
+  const uint64_t big = FileDigestCache::kProgressBytes + 1000;
   add("/big/a.safetensors", std::string(big, 'a'));
   add("/big/b.safetensors", std::string(big, 'b'));
   FileDigestCache cache(m_fs, "/state/file-digests", m_reporter);

@@ -18,7 +18,7 @@
 namespace mb {
 namespace {
 
-constexpr int64_t k_ns_per_s = 1000000000;
+constexpr int64_t kNsPerS = 1000000000;
 
 bool pid_alive(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
 
@@ -57,7 +57,7 @@ bool lenient_blobs(const FileSystem& fs, const fs::path& path, std::vector<Diges
 uint64_t Cache::remove_stale_temps(const GcOptions& options) {
   uint64_t removed = 0;
   int64_t now = wall_clock_ns();
-  int64_t max_age = options.tmp_max_age_seconds * k_ns_per_s;
+  int64_t max_age = options.tmp_max_age_seconds * kNsPerS;
   // Staging directories: <key>.<pid>.<n>.
   auto names = m_fs.list_dir(m_root / "tmp");
   for (const std::string& name : names.ok() ? *names : std::vector<std::string>{}) {
@@ -102,7 +102,7 @@ uint64_t Cache::remove_stale_temps(const GcOptions& options) {
 }
 
 uint64_t Cache::remove_unused_views(const std::set<Digest>& keep, int64_t clock_ns, bool builds_in_flight,
-                                   const GcOptions& options) {
+                                    const GcOptions& options) {
   uint64_t removed = 0;
   int64_t now = wall_clock_ns();
   auto names = m_fs.list_dir(m_root / "views");
@@ -116,11 +116,11 @@ uint64_t Cache::remove_unused_views(const std::set<Digest>& keep, int64_t clock_
       // A view made after gc started, or during a build in flight, may be
       // the input of a step whose entry we did not see.
       stale = keep.count(*digest) == 0 && st->ctime_ns < clock_ns &&
-              !(builds_in_flight && clock_ns - st->ctime_ns < options.blob_grace_seconds * k_ns_per_s);
+              !(builds_in_flight && clock_ns - st->ctime_ns < options.blob_grace_seconds * kNsPerS);
     } else {
       long pid = 0;  // materialize()'s temp siblings
-      stale = parse_temp_pid(name, &pid) &&
-              (!pid_alive(pid) || now - st->mtime_ns > options.tmp_max_age_seconds * k_ns_per_s);
+      stale =
+          parse_temp_pid(name, &pid) && (!pid_alive(pid) || now - st->mtime_ns > options.tmp_max_age_seconds * kNsPerS);
     }
     if (stale && m_fs.remove_all(path).ok()) ++removed;
   }
@@ -232,14 +232,14 @@ Result<GcStats> Cache::gc(uint64_t max_bytes, const std::vector<Digest>& pinned_
     m_reporter.warn("the cache holds entries from a newer modelbuild; unreferenced blobs were kept");
   } else {
     MB_ASSIGN(auto all, m_cas.list());
-    int64_t grace = options.blob_grace_seconds * k_ns_per_s;
+    int64_t grace = options.blob_grace_seconds * kNsPerS;
     for (const Digest& d : all) {
       auto it = blobs.find(d);
       if (it != blobs.end() && it->second.refs > 0) continue;
       fs::path path = m_cas.blob_path(d);
       auto st = m_fs.lstat(path);
       if (!st.ok()) continue;
-      if (st->ctime_ns >= clock_ns) continue;                                   // stored after gc started
+      if (st->ctime_ns >= clock_ns) continue;                             // stored after gc started
       if (builds_in_flight && clock_ns - st->ctime_ns < grace) continue;  // maybe a commit in progress
       if (m_fs.remove(path).ok()) {
         ++stats.blobs_removed;

@@ -1,6 +1,5 @@
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "base/fs_test_support.h"
 #include "cache/cache.h"
@@ -13,7 +12,7 @@ using testing::build_step;
 using testing::key_of;
 using testing::write_text;
 
-constexpr int64_t k_day_ns = int64_t{86400} * 1000000000;
+constexpr int64_t kDayNs = int64_t{86400} * 1000000000;
 
 class GcTest : public ::testing::Test {
  protected:
@@ -69,7 +68,7 @@ TEST_F(GcTest, PinnedEntriesSurviveAZeroBudget) {
 
 TEST_F(GcTest, AHitMakesAnEntryRecentlyUsed) {
   build("a");
-  build("b");  // newer than a
+  build("b");                                             // newer than a
   ASSERT_TRUE(m_cache.lookup(key_of("a"))->has_value());  // now a is the most recent
   ASSERT_TRUE(m_cache.gc(1000, {}).ok());
   EXPECT_TRUE(present("a"));
@@ -110,13 +109,13 @@ TEST_F(GcTest, UnreferencedBlobsAndCorruptEntriesAreRemoved) {
 
 TEST_F(GcTest, RemovesStaleTempFilesOnly) {
   std::string hex = key_of("k").hex();
-  fs::path dead = fs::path("/c/tmp") / (hex + ".999999999.0");          // owner pid cannot exist
+  fs::path dead = fs::path("/c/tmp") / (hex + ".999999999.0");  // owner pid cannot exist
   fs::path live = fs::path("/c/tmp") / fmt::format("{}.{}.9000", hex, ::getpid());
   fs::path old_live = fs::path("/c/tmp") / fmt::format("{}.{}.9001", key_of("old").hex(), ::getpid());
   fs::path old_locked = fs::path("/c/tmp") / fmt::format("{}.{}.9002", key_of("busy").hex(), ::getpid());
   for (const fs::path& p : {dead, live, old_live, old_locked}) m_fs.add_file(p / "partial", "x");
-  ASSERT_TRUE(m_fs.set_mtime(old_live, m_fs.now_ns() - 2 * k_day_ns).ok());
-  ASSERT_TRUE(m_fs.set_mtime(old_locked, m_fs.now_ns() - 2 * k_day_ns).ok());
+  ASSERT_TRUE(m_fs.set_mtime(old_live, m_fs.now_ns() - 2 * kDayNs).ok());
+  ASSERT_TRUE(m_fs.set_mtime(old_locked, m_fs.now_ns() - 2 * kDayNs).ok());
   fs::path ac_temp = m_cache.actions().entry_path(key_of("k")).string() + ".tmp.999999999.3";
   m_fs.add_file(ac_temp, "{");
   auto busy = m_cache.lock_step(key_of("busy"));  // a build still running for a day
@@ -146,7 +145,7 @@ TEST_F(GcTest, BlobsOfALiveBuildAreSparedDuringTheGracePeriod) {
 TEST_F(GcTest, EntriesOfANewerFormatAreKeptWithTheirBlobs) {
   ActionEntry a = build("a");
   nlohmann::json j = entry_to_json(a);
-  j["version"] = ActionCache::k_entry_version + 1;
+  j["version"] = ActionCache::kEntryVersion + 1;
   m_fs.add_file(m_cache.actions().entry_path(key_of("a")), j.dump());
   ASSERT_TRUE(m_cache.gc(0, {}).ok());
   EXPECT_TRUE(present("a"));

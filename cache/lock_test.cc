@@ -1,10 +1,9 @@
 // Step locks: the lookup -> lock -> lookup -> build -> commit pattern runs a
 // step exactly once however many threads or processes race for its key.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>

@@ -9,8 +9,8 @@
 namespace mb {
 namespace {
 
-constexpr char k_marker_format[] = "modelbuild-materialized";
-constexpr int k_marker_version = 1;
+constexpr char kMarkerFormat[] = "modelbuild-materialized";
+constexpr int kMarkerVersion = 1;
 
 LinkKind worse(LinkKind a, LinkKind b) { return static_cast<int>(a) >= static_cast<int>(b) ? a : b; }
 
@@ -30,7 +30,7 @@ bool list_files(const FileSystem& fs, const fs::path& dir, const std::string& pr
   auto names = fs.list_dir(dir);
   if (!names.ok()) return false;
   for (const std::string& name : *names) {
-    if (prefix.empty() && name == k_materialized_marker) continue;
+    if (prefix.empty() && name == kMaterializedMarker) continue;
     std::string rel = prefix.empty() ? name : prefix + "/" + name;
     auto st = fs.lstat(dir / name);
     if (!st.ok()) return false;
@@ -47,13 +47,12 @@ bool list_files(const FileSystem& fs, const fs::path& dir, const std::string& pr
 
 std::map<std::string, nlohmann::json> read_marker(const FileSystem& fs, const fs::path& dest_dir) {
   std::map<std::string, nlohmann::json> out;
-  auto text = fs.read_file(dest_dir / std::string(k_materialized_marker));
+  auto text = fs.read_file(dest_dir / std::string(kMaterializedMarker));
   if (!text.ok()) return out;
   auto json = nlohmann::json::parse(*text, nullptr, false);
   // Comparisons only: a hand-edited marker must not throw.
-  if (!json.is_object() || !json.contains("format") || json["format"] != k_marker_format ||
-      !json.contains("version") || json["version"] != k_marker_version || !json.contains("files") ||
-      !json["files"].is_array()) {
+  if (!json.is_object() || !json.contains("format") || json["format"] != kMarkerFormat || !json.contains("version") ||
+      json["version"] != kMarkerVersion || !json.contains("files") || !json["files"].is_array()) {
     return out;
   }
   for (const auto& f : json["files"]) {
@@ -73,14 +72,13 @@ bool marker_matches(const nlohmann::json& m, const OutputFile& out, const FileSt
   if (digest == m.end() || !digest->is_string() || *digest != out.digest.hex()) return false;
   if (link == m.end() || !link->is_string() || !parse_link_kind(link->get<std::string>(), kind)) return false;
   return num("size") == static_cast<int64_t>(out.size) && num("dev") == static_cast<int64_t>(st.dev) &&
-         num("ino") == static_cast<int64_t>(st.ino) && num("mtime_ns") == st.mtime_ns &&
-         num("ctime_ns") == st.ctime_ns;
+         num("ino") == static_cast<int64_t>(st.ino) && num("mtime_ns") == st.mtime_ns && num("ctime_ns") == st.ctime_ns;
 }
 
 }  // namespace
 
-bool is_materialized(const FileSystem& fs, const ContentStore& cas, const ActionEntry& entry,
-                     const fs::path& dest_dir, LinkKind* worst) {
+bool is_materialized(const FileSystem& fs, const ContentStore& cas, const ActionEntry& entry, const fs::path& dest_dir,
+                     LinkKind* worst) {
   auto root = fs.stat(dest_dir);
   if (!root.ok() || !root->is_dir) return false;
   std::vector<std::string> found;
@@ -164,12 +162,12 @@ Result<MaterializeResult> materialize(FileSystem& fs, const ContentStore& cas, c
                        {"mtime_ns", st.mtime_ns},
                        {"ctime_ns", st.ctime_ns}});
     }
-    nlohmann::json marker = {{"format", k_marker_format},
-                             {"version", k_marker_version},
+    nlohmann::json marker = {{"format", kMarkerFormat},
+                             {"version", kMarkerVersion},
                              {"key", entry.key.hex()},
                              {"output_digest", entry.output_digest.hex()},
                              {"files", files}};
-    return write_file_atomic(fs, tmp / std::string(k_materialized_marker), std::string_view(marker.dump(1) + "\n"));
+    return write_file_atomic(fs, tmp / std::string(kMaterializedMarker), std::string_view(marker.dump(1) + "\n"));
   };
   Status built = build();
   if (!built.ok()) {

@@ -28,7 +28,7 @@ Result<MaterializeResult> materialize(FileSystem& fs, const ContentStore& cas, c
                                       const fs::path& dest_dir);
 
 // True when dest_dir already holds exactly entry's outputs; stat-only.
-bool is_materialized(const FileSystem& fs, const ContentStore& cas, const ActionEntry& entry,
-                     const fs::path& dest_dir, LinkKind* worst = nullptr);
+bool is_materialized(const FileSystem& fs, const ContentStore& cas, const ActionEntry& entry, const fs::path& dest_dir,
+                     LinkKind* worst = nullptr);
 
 }  // namespace mb

@@ -13,7 +13,7 @@ using testing::build_step;
 using testing::key_of;
 using testing::write_text;
 
-const std::vector<std::pair<std::string, std::string>> k_outputs = {
+const std::vector<std::pair<std::string, std::string>> kOutputs = {
     {"model.safetensors", std::string(4096, 'm')}, {"config.json", "{}"}, {"tok/tokenizer.json", "tok"}};
 
 std::vector<std::string> files_under(FileSystem& fs, const fs::path& dir, const std::string& prefix = "") {
@@ -38,7 +38,7 @@ TEST(MaterializeReal, HardLinksReadOnlyBlobsAndTheSecondCallIsANoOp) {
   NullReporter reporter;
   Cache cache(*fs, dir.path() / "cache", reporter);
   ASSERT_TRUE(cache.init().ok());
-  auto entry = build_step(cache, key_of("k"), k_outputs);
+  auto entry = build_step(cache, key_of("k"), kOutputs);
   ASSERT_TRUE(entry.ok());
   fs::path dest = dir.path() / "out" / "model";
   auto r = cache.materialize(*entry, dest);
@@ -47,7 +47,7 @@ TEST(MaterializeReal, HardLinksReadOnlyBlobsAndTheSecondCallIsANoOp) {
   EXPECT_EQ(r->files, 3u);
   // ext4 has no reflink, so hard links; a filesystem with reflinks does better.
   EXPECT_NE(r->link_kind, LinkKind::kCopy);
-  for (const auto& [rel, content] : k_outputs) {
+  for (const auto& [rel, content] : kOutputs) {
     auto st = fs->stat(dest / rel);
     ASSERT_TRUE(st.ok());
     if (r->link_kind == LinkKind::kHardlink) EXPECT_GT(st->nlink, 1u) << rel;
@@ -67,7 +67,7 @@ class MaterializeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(m_cache.init().ok());
-    auto e = build_step(m_cache, key_of("k"), k_outputs);
+    auto e = build_step(m_cache, key_of("k"), kOutputs);
     ASSERT_TRUE(e.ok());
     m_entry = *e;
   }
@@ -119,9 +119,8 @@ TEST_F(MaterializeTest, ExtraOrMissingFilesAreReplacedByExactlyTheOutputs) {
   auto r = m_cache.materialize(m_entry, "/w/model");
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->noop);
-  EXPECT_EQ(files_under(m_fs, "/w/model"),
-            (std::vector<std::string>{".modelbuild-materialized", "config.json", "model.safetensors",
-                                      "tok/tokenizer.json"}));
+  EXPECT_EQ(files_under(m_fs, "/w/model"), (std::vector<std::string>{".modelbuild-materialized", "config.json",
+                                                                     "model.safetensors", "tok/tokenizer.json"}));
   ASSERT_TRUE(m_fs.remove("/w/model/tok/tokenizer.json").ok());
   EXPECT_FALSE(m_cache.materialize(m_entry, "/w/model")->noop);
   EXPECT_EQ(*m_fs.contents("/w/model/tok/tokenizer.json"), "tok");

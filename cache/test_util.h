@@ -31,8 +31,7 @@ inline size_t count_warnings(const RecordingReporter& r, std::string_view needle
 // Runs a fake step for `key`: writes `files` (relative path -> content) into a
 // staging directory and commits them.
 inline Result<ActionEntry> build_step(Cache& cache, const Digest& key,
-                                      const std::vector<std::pair<std::string, std::string>>& files,
-                                      bool sync = true) {
+                                      const std::vector<std::pair<std::string, std::string>>& files, bool sync = true) {
   MB_ASSIGN(StagingDir staging, cache.begin(key));
   for (const auto& [rel, content] : files) {
     fs::path p = staging.dir() / rel;

@@ -6,8 +6,8 @@
 namespace mb {
 namespace {
 
-constexpr char k_tree_magic[] = "MBTR";
-constexpr uint32_t k_tree_format = 1;
+constexpr char kTreeMagic[] = "MBTR";
+constexpr uint32_t kTreeFormat = 1;
 
 void put_le(std::string& out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -21,8 +21,8 @@ Digest tree_digest(const std::vector<TreeEntry>& entries) {
   for (const TreeEntry& e : entries) sorted.push_back(&e);
   std::sort(sorted.begin(), sorted.end(), [](const TreeEntry* a, const TreeEntry* b) { return a->path < b->path; });
   Hasher h;
-  std::string buf(k_tree_magic, 4);
-  put_le(buf, k_tree_format, 4);
+  std::string buf(kTreeMagic, 4);
+  put_le(buf, kTreeFormat, 4);
   put_le(buf, sorted.size(), 8);
   h.update(buf);
   for (const TreeEntry* e : sorted) {

@@ -26,7 +26,7 @@ struct TreeEntry {
 
 // The name of the marker that materialize() leaves in a directory. It is
 // bookkeeping, not content: tree walks skip it at every level.
-inline constexpr std::string_view k_materialized_marker = ".modelbuild-materialized";
+inline constexpr std::string_view kMaterializedMarker = ".modelbuild-materialized";
 
 // Order of `entries` does not matter; they are sorted by path bytes first.
 // REQUIRES: paths are unique.

@@ -6,7 +6,8 @@ namespace mb {
 namespace {
 
 std::vector<TreeEntry> sample() {
-  return {{"config.json", digest_string("c"), 1}, {"model.safetensors", digest_string("m"), 1},
+  return {{"config.json", digest_string("c"), 1},
+          {"model.safetensors", digest_string("m"), 1},
           {"sub/a.bin", digest_string("a"), 1}};
 }
 

@@ -21,8 +21,8 @@ int cache_command(const std::vector<std::string>& args) {
   int threads = g.jobs > 0 ? g.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto stats = cache.verify_all(threads);
   if (!stats.ok()) return report_error(*s->reporter, stats.error());
-  s->reporter->info(fmt::format("verified {} blobs ({} bytes): {} corrupt, removed", stats->blobs_checked, stats->bytes_checked,
-                                stats->corrupt_removed));
+  s->reporter->info(fmt::format("verified {} blobs ({} bytes): {} corrupt, removed", stats->blobs_checked,
+                                stats->bytes_checked, stats->corrupt_removed));
   return stats->corrupt_removed == 0 ? 0 : 1;
 }
 

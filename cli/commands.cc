@@ -85,9 +85,12 @@ Result<Session> open_session(const GlobalOptions& g) {
   fs::path file = fs::path(g.file).is_absolute() ? fs::path(g.file) : dir / g.file;
   MB_ASSIGN(s.recipe, parse_recipe(*s.fs, file));
   const fs::path project = s.recipe.dir;
-  if (!g.cache_dir.empty()) s.build.cache_dir = fs::absolute(g.cache_dir);
-  else if (const char* env = std::getenv("MODELBUILD_CACHE"); env && *env) s.build.cache_dir = fs::absolute(env);
-  else s.build.cache_dir = project / ".modelbuild";
+  if (!g.cache_dir.empty())
+    s.build.cache_dir = fs::absolute(g.cache_dir);
+  else if (const char* env = std::getenv("MODELBUILD_CACHE"); env && *env)
+    s.build.cache_dir = fs::absolute(env);
+  else
+    s.build.cache_dir = project / ".modelbuild";
   // Per-project state (file digests, explain log) stays with the project even
   // when the cache is shared.
   s.build.state_dir = project / ".modelbuild" / "state";
@@ -132,11 +135,11 @@ int run(int argc, char** argv) {
   // The command is the first word that is not a global flag or its value,
   // so `modelbuild -C DIR bench` works like `modelbuild bench -C DIR`.
   Command fn = build_command;
-  static const char* const k_valued[] = {"-f", "--file", "-C", "--directory", "--cache", "-j", "--jobs"};
+  static const char* const kValued[] = {"-f", "--file", "-C", "--directory", "--cache", "-j", "--jobs"};
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (!a.empty() && a[0] == '-') {
-      for (const char* v : k_valued)
+      for (const char* v : kValued)
         if (a == v) ++i;  // skip its value
       continue;
     }

@@ -4,11 +4,10 @@
 // lives in its own file (cli/<name>_command.cc) and only parses flags and
 // calls into the library. Exit statuses: 0 ok, 1 a step failed, 2 bad input
 // (nothing ran), 3 a gate failed; see docs/cli.md.
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "base/fs.h"
 #include "base/reporter.h"

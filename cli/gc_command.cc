@@ -22,15 +22,24 @@ Result<uint64_t> parse_size(const std::string& text) {
   std::string unit = text.substr(pos);
   for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double mult = 1;
-  if (unit == "" || unit == "B") mult = 1;
-  else if (unit == "K" || unit == "KB") mult = 1e3;
-  else if (unit == "M" || unit == "MB") mult = 1e6;
-  else if (unit == "G" || unit == "GB") mult = 1e9;
-  else if (unit == "T" || unit == "TB") mult = 1e12;
-  else if (unit == "KIB") mult = 1024.0;
-  else if (unit == "MIB") mult = 1024.0 * 1024;
-  else if (unit == "GIB") mult = 1024.0 * 1024 * 1024;
-  else return make_error(Errc::kInvalidInput, "--max-size", "unknown unit in '{}'", text);
+  if (unit == "" || unit == "B")
+    mult = 1;
+  else if (unit == "K" || unit == "KB")
+    mult = 1e3;
+  else if (unit == "M" || unit == "MB")
+    mult = 1e6;
+  else if (unit == "G" || unit == "GB")
+    mult = 1e9;
+  else if (unit == "T" || unit == "TB")
+    mult = 1e12;
+  else if (unit == "KIB")
+    mult = 1024.0;
+  else if (unit == "MIB")
+    mult = 1024.0 * 1024;
+  else if (unit == "GIB")
+    mult = 1024.0 * 1024 * 1024;
+  else
+    return make_error(Errc::kInvalidInput, "--max-size", "unknown unit in '{}'", text);
   if (v < 0) return make_error(Errc::kInvalidInput, "--max-size", "negative size");
   return static_cast<uint64_t>(v * mult);
 }

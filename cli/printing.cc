@@ -40,7 +40,9 @@ std::string format_gate_cases(const nlohmann::json& gate, bool failures_only) {
 void print_build_summary(Session& s, const Plan& plan, const BuildReport& report, const GlobalOptions& g) {
   if (g.json) {
     for (const auto& t : report.targets) {
-      nlohmann::json fields = {{"target", t.name}, {"state", target_state_name(t.state)}, {"path", t.path.string()},
+      nlohmann::json fields = {{"target", t.name},
+                               {"state", target_state_name(t.state)},
+                               {"path", t.path.string()},
                                {"failures", t.failures}};
       s.reporter->report({EventKind::kMessage, Level::kInfo, t.name, "target", fields});
     }

@@ -23,8 +23,10 @@ int status_command(const std::vector<std::string>& args) {
     if (t.state == TargetState::kBuilt) state = "up to date";
     std::string detail;
     if (t.state == TargetState::kFailed && !t.failures.empty()) detail = t.failures.front();
-    if (g.json) out.push_back({{"target", t.name}, {"state", state}, {"detail", detail}});
-    else std::printf("%-20s %-11s %s\n", t.name.c_str(), state.c_str(), detail.c_str());
+    if (g.json)
+      out.push_back({{"target", t.name}, {"state", state}, {"detail", detail}});
+    else
+      std::printf("%-20s %-11s %s\n", t.name.c_str(), state.c_str(), detail.c_str());
   }
   if (g.json) std::printf("%s\n", out.dump().c_str());
   return 0;

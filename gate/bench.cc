@@ -51,9 +51,7 @@ void write_all(int fd, const std::string& text) {
 }
 
 // Errors cross the process boundary as {"error", "where", "code"}.
-nlohmann::json error_json(const Error& e) {
-  return {{"error", e.message}, {"where", e.where}, {"code", int(e.code)}};
-}
+nlohmann::json error_json(const Error& e) { return {{"error", e.message}, {"where", e.where}, {"code", int(e.code)}}; }
 
 // A reply from a child or the zygote: the object, or the error it carries.
 Result<nlohmann::json> parse_reply(std::string_view text, const std::string& where, const char* who) {
@@ -177,13 +175,15 @@ Result<std::string> read_line(int fd, const std::string& where) {
     nlohmann::json req = nlohmann::json::parse(*line, nullptr, false);
     RunnerTarget target;
     target.model_dir = req.value("model_dir", std::string());
-    for (const auto& a : req.value("adapters", nlohmann::json::array())) target.adapters.push_back(a.get<std::string>());
+    for (const auto& a : req.value("adapters", nlohmann::json::array()))
+      target.adapters.push_back(a.get<std::string>());
     target.threads = req.value("threads", 0);
     auto suite = load_suite(*fs, req.value("suite_file", std::string()));
     if (!suite.ok()) {
       reply = error_json(suite.error());
     } else {
-      auto m = measure_in_child(*fs, *suite, target, req.value("runner", nlohmann::json::object()), req.value("runs", 1));
+      auto m =
+          measure_in_child(*fs, *suite, target, req.value("runner", nlohmann::json::object()), req.value("runs", 1));
       if (m.ok())
         reply = {{"report", m->report.to_json()}, {"peak_memory_bytes", m->peak_memory_bytes}};
       else
@@ -230,9 +230,12 @@ BenchZygote::~BenchZygote() {
 Result<BenchMeasurement> BenchZygote::measure(const fs::path& suite_file, const RunnerTarget& target,
                                               const nlohmann::json& runner_config, int runs) {
   const std::string where = target.model_dir.string();
-  nlohmann::json req = {{"suite_file", suite_file.string()}, {"model_dir", target.model_dir.string()},
-                        {"adapters", nlohmann::json::array()}, {"threads", target.threads},
-                        {"runner", runner_config}, {"runs", runs}};
+  nlohmann::json req = {{"suite_file", suite_file.string()},
+                        {"model_dir", target.model_dir.string()},
+                        {"adapters", nlohmann::json::array()},
+                        {"threads", target.threads},
+                        {"runner", runner_config},
+                        {"runs", runs}};
   for (const auto& a : target.adapters) req["adapters"].push_back(a.string());
   write_all(m_to, req.dump() + "\n");
   MB_ASSIGN(std::string line, read_line(m_from, where));

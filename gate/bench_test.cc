@@ -88,7 +88,6 @@ TEST(MeasureInChild, ABadRunnerConfigIsInvalidInput) {
   EXPECT_EQ(m.error().code, Errc::kInvalidInput);
 }
 
-
 TEST(BenchZygote, MemoryDoesNotIncludeWhatTheParentLoadedAfterStart) {
   TempDir tmp;
   fs::path suite = tmp.path() / "suite.yaml";

@@ -45,13 +45,18 @@ size_t object_end(const std::string& text, size_t start) {
   for (size_t i = start; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '{') ++depth;
-    else if (c == '}' && --depth == 0) return i + 1;
+    if (c == '"')
+      in_string = true;
+    else if (c == '{')
+      ++depth;
+    else if (c == '}' && --depth == 0)
+      return i + 1;
   }
   return std::string::npos;
 }
@@ -125,8 +130,10 @@ Classification classify(const std::string& text, const nlohmann::json& structure
       ToolCall call;
       std::string note;
       const OJson fn(tc.is_object() && tc.contains("function") ? tc["function"] : tc);
-      if (as_call(fn, &call, &note)) k.calls.push_back(std::move(call));
-      else k.notes.push_back("tool_calls entry that is not a call: " + note);
+      if (as_call(fn, &call, &note))
+        k.calls.push_back(std::move(call));
+      else
+        k.notes.push_back("tool_calls entry that is not a call: " + note);
     }
     if (!k.calls.empty()) k.form = "openai";
   }

@@ -16,10 +16,9 @@
 //     a call;
 //   - a call to a tool the suite does not define still counts as a call (the
 //     model did decide to use a tool), but fails a case that names its tool.
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gate/suite.h"
 

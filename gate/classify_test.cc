@@ -66,16 +66,17 @@ TEST(Classify, AmbiguousResponsesAreDecidedAndNoted) {
   EXPECT_TRUE(unknown.is_tool_call);
   EXPECT_NE(unknown.notes.back().find("does not define"), std::string::npos);
 
-  auto two = run("<tool_call>{\"name\": \"search_code\", \"arguments\": {}}</tool_call>\n"
-                 "<tool_call>{\"name\": \"read_file\", \"arguments\": {}}</tool_call>");
+  auto two =
+      run("<tool_call>{\"name\": \"search_code\", \"arguments\": {}}</tool_call>\n"
+          "<tool_call>{\"name\": \"read_file\", \"arguments\": {}}</tool_call>");
   EXPECT_EQ(two.calls.size(), 2u);
 }
 
 TEST(Classify, TheRuleCanExcludeForms) {
   ClassifyRule qwen_only{true, false, false};
   EXPECT_FALSE(run("{\"name\": \"search_code\", \"arguments\": {}}", nullptr, qwen_only).is_tool_call);
-  EXPECT_TRUE(run("<tool_call>{\"name\": \"search_code\", \"arguments\": {}}</tool_call>", nullptr, qwen_only)
-                  .is_tool_call);
+  EXPECT_TRUE(
+      run("<tool_call>{\"name\": \"search_code\", \"arguments\": {}}</tool_call>", nullptr, qwen_only).is_tool_call);
 }
 
 TEST(CasePasses, ExpectationsAndNamedTools) {

@@ -64,7 +64,8 @@ nlohmann::json GateReport::to_json() const {
 Result<GateReport> GateReport::from_json(const nlohmann::json& j) {
   auto corrupt = [](const std::string& why) { return make_error(Errc::kCorrupt, "gate report", "{}", why); };
   if (!j.is_object()) return corrupt("not a JSON object");
-  if (j.contains("version") && j["version"] != 1) return corrupt(fmt::format("unknown version {}", j["version"].dump()));
+  if (j.contains("version") && j["version"] != 1)
+    return corrupt(fmt::format("unknown version {}", j["version"].dump()));
   if (!j.contains("cases") || !j["cases"].is_array()) return corrupt("no 'cases' list");
   GateReport r;
   try {
@@ -107,8 +108,8 @@ std::string GateReport::render(bool failures_only) const {
   return out;
 }
 
-Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::json& runner_config,
-                            Reporter& reporter, const std::string& label) {
+Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::json& runner_config, Reporter& reporter,
+                            const std::string& label) {
   GateReport report;
   report.suite = suite.name;
   report.runner = canonical_runner(runner_config);
@@ -132,7 +133,9 @@ Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::
     v.notes = k.notes;
     v.seconds = reply.seconds;
     v.tokens = reply.completion_tokens;
-    reporter.report({EventKind::kMessage, Level::kDebug, label,
+    reporter.report({EventKind::kMessage,
+                     Level::kDebug,
+                     label,
                      fmt::format("case {}/{} {}: \"{}\" → {}", i + 1, suite.cases.size(), v.passed ? "ok" : "FAIL",
                                  c.prompt, v.called_tool ? "tool" : "direct"),
                      {}});
@@ -155,9 +158,10 @@ Result<GateReport> run_gate(const FileSystem& fs, const Suite& suite, const Runn
 Status check_thresholds(const GateReport& report, const GateThresholds& thresholds) {
   if (report.cases.empty()) return make_error(Errc::kGateFailed, "gate", "suite '{}' has no cases", report.suite);
   if (report.accuracy() + 1e-9 >= thresholds.min_accuracy) return {};
-  return make_error(Errc::kGateFailed, "gate", "accuracy {:.0f}% ({}/{}) is below the minimum {:.0f}% on suite '{}':\n{}",
-                    100 * report.accuracy(), report.passed(), report.cases.size(), 100 * thresholds.min_accuracy,
-                    report.suite, report.render(true));
+  return make_error(Errc::kGateFailed, "gate",
+                    "accuracy {:.0f}% ({}/{}) is below the minimum {:.0f}% on suite '{}':\n{}", 100 * report.accuracy(),
+                    report.passed(), report.cases.size(), 100 * thresholds.min_accuracy, report.suite,
+                    report.render(true));
 }
 
 }  // namespace mb::gate

@@ -28,7 +28,8 @@ class NativeRunner : public Runner {
     // The suite's tools go in as ordered_json so the prompt lists their keys
     // in the suite's order, as the model was trained to see them.
     const nlohmann::ordered_json no_tools;
-    MB_ASSIGN(inference::Generation g, m_engine->generate(messages, suite.tools.empty() ? no_tools : suite.tools, opts));
+    MB_ASSIGN(inference::Generation g,
+              m_engine->generate(messages, suite.tools.empty() ? no_tools : suite.tools, opts));
     RunnerReply r;
     r.text = g.text;
     r.seconds = since(start);

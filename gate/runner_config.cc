@@ -86,7 +86,8 @@ Result<BaseUrl> parse_base_url(const std::string& url, const std::string& where)
   static const std::regex re(R"(^(https?)://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(/[^?#]*)?$)");
   std::smatch m;
   if (!std::regex_match(url, m, re))
-    return invalid(where, fmt::format("'{}' is not an http:// or https:// URL of the form scheme://host[:port][/path]", url));
+    return invalid(where,
+                   fmt::format("'{}' is not an http:// or https:// URL of the form scheme://host[:port][/path]", url));
   BaseUrl u;
   u.scheme = m[1];
   u.host = m[2];

@@ -1,10 +1,9 @@
 #pragma once
 // Pieces of runner configuration shared by the runners (internal to gate/).
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 
@@ -23,8 +22,8 @@ std::string substitute(std::string word, const std::vector<std::pair<std::string
 struct BaseUrl {
   std::string scheme;  // "http" or "https"
   std::string host;
-  int port = 0;        // the default for the scheme when the URL has none
-  std::string prefix;  // "" or "/api"
+  int port = 0;                    // the default for the scheme when the URL has none
+  std::string prefix;              // "" or "/api"
   std::string origin() const;      // scheme://host:port, for httplib::Client
   std::string normalized() const;  // origin + prefix
 };

@@ -1,6 +1,7 @@
 #include "gate/runner_openai.h"
 
 #include <fcntl.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
-
-#include <httplib.h>
 
 #include "base/subprocess.h"
 #include "base/temp_dir.h"
@@ -141,8 +140,10 @@ class OpenAIRunner : public Runner {
     probe.set_read_timeout(std::chrono::seconds(5));
     // A server already there would answer for ours and hide its failure.
     if (ready(probe))
-      return make_error(Errc::kStepFailed, "runner", "something already answers at {}; choose another port for the "
-                        "server the gate starts", m_url.normalized());
+      return make_error(Errc::kStepFailed, "runner",
+                        "something already answers at {}; choose another port for the "
+                        "server the gate starts",
+                        m_url.normalized());
     m_server = std::make_unique<ServerProcess>();
     MB_TRY(m_server->start(argv));
     auto deadline = Clock::now() + millis(ready_timeout_s);
@@ -162,14 +163,17 @@ class OpenAIRunner : public Runner {
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     if (!suite.system.empty()) messages.push_back({{"role", "system"}, {"content", suite.system}});
     messages.push_back({{"role", "user"}, {"content", c.prompt}});
-    nlohmann::ordered_json body = {{"model", m_model},        {"messages", messages},
-                                   {"temperature", 0},        {"max_tokens", suite.max_tokens},
+    nlohmann::ordered_json body = {{"model", m_model},
+                                   {"messages", messages},
+                                   {"temperature", 0},
+                                   {"max_tokens", suite.max_tokens},
                                    {"stream", false}};
     if (!suite.tools.empty()) body["tools"] = suite.tools;
     const std::string where = m_url.normalized() + "/v1/chat/completions";
     auto start = Clock::now();
     auto res = m_client.Post(m_url.prefix + "/v1/chat/completions", body.dump(), "application/json");
-    if (!res) return make_error(Errc::kStepFailed, "runner", "no reply from {}: {}", where, httplib::to_string(res.error()));
+    if (!res)
+      return make_error(Errc::kStepFailed, "runner", "no reply from {}: {}", where, httplib::to_string(res.error()));
     if (res->status != 200)
       return make_error(Errc::kStepFailed, "runner", "{} answered HTTP {}: {}", where, res->status,
                         res->body.substr(0, 200));
@@ -179,7 +183,8 @@ class OpenAIRunner : public Runner {
         !j["choices"].empty() && j["choices"][0].is_object() && j["choices"][0].contains("message") &&
         j["choices"][0]["message"].is_object())
       msg = &j["choices"][0]["message"];
-    if (!msg) return make_error(Errc::kStepFailed, "runner", "malformed reply from {}: {}", where, res->body.substr(0, 200));
+    if (!msg)
+      return make_error(Errc::kStepFailed, "runner", "malformed reply from {}: {}", where, res->body.substr(0, 200));
     RunnerReply r;
     if (msg->contains("content") && (*msg)["content"].is_string()) r.text = (*msg)["content"];
     if (msg->contains("tool_calls")) {
@@ -189,7 +194,8 @@ class OpenAIRunner : public Runner {
                           calls.type_name());
       r.tool_calls = calls;
     }
-    if (j.contains("usage") && j["usage"].is_object()) r.completion_tokens = int(number_or(j["usage"], "completion_tokens", 0));
+    if (j.contains("usage") && j["usage"].is_object())
+      r.completion_tokens = int(number_or(j["usage"], "completion_tokens", 0));
     r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     return r;
   }

@@ -1,11 +1,11 @@
 // Runners against real processes and a real local HTTP server.
 #include "gate/runner.h"
 
-#include <fstream>
-#include <thread>
-
 #include <gtest/gtest.h>
 #include <httplib.h>
+
+#include <fstream>
+#include <thread>
 
 #include "base/temp_dir.h"
 #include "gate/gate.h"
@@ -133,9 +133,11 @@ TEST(OpenAIRunner, MalformedReplyAndNoServerAreErrors) {
 
 TEST(OpenAIRunner, AServerThatNeverComesUpIsAnError) {
   auto fs = make_real_file_system();
-  auto runner = make_runner(
-      *fs, {{"type", "openai"}, {"url", "http://127.0.0.1:1"}, {"server", {{"command", {"/bin/sleep", "30"}}, {"ready_timeout_s", 1}}}},
-      RunnerTarget{"m", {}, 1});
+  auto runner = make_runner(*fs,
+                            {{"type", "openai"},
+                             {"url", "http://127.0.0.1:1"},
+                             {"server", {{"command", {"/bin/sleep", "30"}}, {"ready_timeout_s", 1}}}},
+                            RunnerTarget{"m", {}, 1});
   ASSERT_FALSE(runner.ok());
   EXPECT_NE(runner.error().message.find("did not come up"), std::string::npos) << runner.error().to_string();
 }
@@ -166,9 +168,7 @@ class PromptSpy : public inference::Engine {
   Result<std::vector<int32_t>> tokenize(std::string_view text) const override { return m_real->tokenize(text); }
   std::string detokenize(std::span<const int32_t> tokens) const override { return m_real->detokenize(tokens); }
   Result<std::vector<float>> logits(std::span<const int32_t> tokens) override { return m_real->logits(tokens); }
-  Result<std::vector<float>> all_logits(std::span<const int32_t> tokens) override {
-    return m_real->all_logits(tokens);
-  }
+  Result<std::vector<float>> all_logits(std::span<const int32_t> tokens) override { return m_real->all_logits(tokens); }
 
  private:
   std::unique_ptr<inference::Engine> m_real;

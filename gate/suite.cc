@@ -16,15 +16,18 @@ const char* expect_name(Expect e) { return e == Expect::kTool ? "tool" : "direct
 std::vector<std::string> Suite::tool_names() const {
   std::vector<std::string> names;
   for (const auto& t : tools) {
-    if (t.contains("function") && t["function"].contains("name")) names.push_back(t["function"]["name"]);
-    else if (t.contains("name")) names.push_back(t["name"]);
+    if (t.contains("function") && t["function"].contains("name"))
+      names.push_back(t["function"]["name"]);
+    else if (t.contains("name"))
+      names.push_back(t["name"]);
   }
   return names;
 }
 
 nlohmann::json Suite::canonical() const {
   nlohmann::json cases_json = nlohmann::json::array();
-  for (const auto& c : cases) cases_json.push_back({{"prompt", c.prompt}, {"expect", expect_name(c.expect)}, {"tool", c.tool}});
+  for (const auto& c : cases)
+    cases_json.push_back({{"prompt", c.prompt}, {"expect", expect_name(c.expect)}, {"tool", c.tool}});
   return {{"name", name},
           {"system", system},
           {"tools", tools.dump()},  // as rendered: order matters
@@ -67,10 +70,14 @@ Result<Suite> parse_suite(std::string_view text, const std::string& file) {
       MB_ASSIGN(auto list, y.string_list(forms, "tool_call_forms"));
       s.rule = ClassifyRule{false, false, false};
       for (const auto& f : list) {
-        if (f == "qwen") s.rule.qwen = true;
-        else if (f == "json") s.rule.json = true;
-        else if (f == "openai") s.rule.openai = true;
-        else return y.error(forms, fmt::format("unknown tool-call form '{}' (qwen, json, openai)", f));
+        if (f == "qwen")
+          s.rule.qwen = true;
+        else if (f == "json")
+          s.rule.json = true;
+        else if (f == "openai")
+          s.rule.openai = true;
+        else
+          return y.error(forms, fmt::format("unknown tool-call form '{}' (qwen, json, openai)", f));
       }
     }
   }
@@ -84,8 +91,10 @@ Result<Suite> parse_suite(std::string_view text, const std::string& file) {
     MB_ASSIGN(out.prompt, y.string(c["prompt"], "prompt"));
     if (!c["expect"]) return y.error(c, "a case needs 'expect' (tool or direct)");
     MB_ASSIGN(std::string e, y.string(c["expect"], "expect"));
-    if (e == "tool") out.expect = Expect::kTool;
-    else if (e == "direct") out.expect = Expect::kDirect;
+    if (e == "tool")
+      out.expect = Expect::kTool;
+    else if (e == "direct")
+      out.expect = Expect::kDirect;
     else {
       std::string hint = did_you_mean(e, {"tool", "direct"});
       return y.error(c["expect"], fmt::format("expect must be tool or direct, got '{}'{}", e,
@@ -95,10 +104,11 @@ Result<Suite> parse_suite(std::string_view text, const std::string& file) {
       MB_ASSIGN(out.tool, y.string(c["tool"], "tool"));
       if (out.expect != Expect::kTool) return y.error(c["tool"], "'tool' only makes sense with expect: tool");
       if (!names.empty() && std::find(names.begin(), names.end(), out.tool) == names.end())
-        return y.error(c["tool"], fmt::format("tool '{}' is not among the suite's tools{}", out.tool,
-                                              did_you_mean(out.tool, names).empty()
-                                                  ? ""
-                                                  : fmt::format(" (did you mean '{}'?)", did_you_mean(out.tool, names))));
+        return y.error(c["tool"],
+                       fmt::format("tool '{}' is not among the suite's tools{}", out.tool,
+                                   did_you_mean(out.tool, names).empty()
+                                       ? ""
+                                       : fmt::format(" (did you mean '{}'?)", did_you_mean(out.tool, names))));
     }
     s.cases.push_back(std::move(out));
   }

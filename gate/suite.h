@@ -6,11 +6,10 @@
 // definitions, max_tokens, an optional classification rule, and cases of
 // {prompt, expect: tool|direct, tool?}. See docs/gates.md. Parsing validates
 // strictly and names file:line:col for every problem.
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/result.h"

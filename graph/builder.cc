@@ -33,8 +33,7 @@ std::optional<std::string> failed_check(const Check& c, const nlohmann::json& re
   if (!report.contains(ptr) || !report[ptr].is_number())
     return fmt::format("{}: the step '{}' reported no {} (fails closed)", c.what, label, c.what);
   double v = report[ptr].get<double>();
-  if (v + 1e-12 < c.min)
-  {
+  if (v + 1e-12 < c.min) {
     if (c.percent)
       return fmt::format("{} {:.4g}% is below the required {:.4g}% (step '{}')", c.what, 100 * v, 100 * c.min, label);
     return fmt::format("{} {:.4g} is below the required {:.4g} (step '{}')", c.what, v, c.min, label);
@@ -46,22 +45,32 @@ std::optional<std::string> failed_check(const Check& c, const nlohmann::json& re
 
 const char* step_state_name(StepState s) {
   switch (s) {
-    case StepState::kPending: return "pending";
-    case StepState::kCached: return "cached";
-    case StepState::kBuilt: return "built";
-    case StepState::kFailed: return "failed";
-    case StepState::kSkipped: return "skipped";
-    case StepState::kStale: return "stale";
+    case StepState::kPending:
+      return "pending";
+    case StepState::kCached:
+      return "cached";
+    case StepState::kBuilt:
+      return "built";
+    case StepState::kFailed:
+      return "failed";
+    case StepState::kSkipped:
+      return "skipped";
+    case StepState::kStale:
+      return "stale";
   }
   return "?";
 }
 
 const char* target_state_name(TargetState s) {
   switch (s) {
-    case TargetState::kUpToDate: return "up to date";
-    case TargetState::kBuilt: return "built";
-    case TargetState::kFailed: return "failed";
-    case TargetState::kStale: return "stale";
+    case TargetState::kUpToDate:
+      return "up to date";
+    case TargetState::kBuilt:
+      return "built";
+    case TargetState::kFailed:
+      return "failed";
+    case TargetState::kStale:
+      return "stale";
   }
   return "?";
 }
@@ -206,7 +215,8 @@ class Builder::Run {
   Status ensure_view(StepResult& r, const ActionEntry& entry) {
     r.view = m_b.m_options.cache_dir / "views" / entry.output_digest.hex();
     // Another process may be linking the same view right now.
-    MB_ASSIGN(auto lock, m_b.m_fs.lock(m_b.m_options.cache_dir / "locks" / ("view-" + entry.output_digest.hex() + ".lock")));
+    MB_ASSIGN(auto lock,
+              m_b.m_fs.lock(m_b.m_options.cache_dir / "locks" / ("view-" + entry.output_digest.hex() + ".lock")));
     auto done = m_b.m_cache->materialize(entry, r.view);
     if (!done.ok()) return done.error();
     return {};
@@ -281,8 +291,8 @@ class Builder::Run {
     auto staging = m_b.m_cache->begin(r.key);
     if (!staging.ok()) return fail(i, staging.error().to_string());
     int threads = m_b.m_options.threads_per_step > 0 ? m_b.m_options.threads_per_step : cores();
-    StepContext ctx{m_b.m_fs, m_b.m_reporter, step.label, step.params, inputs, staging->dir(), m_recipe.dir, threads,
-                    nullptr};
+    StepContext ctx{m_b.m_fs,       m_b.m_reporter, step.label, step.params, inputs,
+                    staging->dir(), m_recipe.dir,   threads,    nullptr};
     Status st = rule->run(ctx);
     if (!st.ok()) {
       (void)m_b.m_cache->abandon(*staging);
@@ -299,7 +309,10 @@ class Builder::Run {
     r.seconds = seconds_since(start);
     r.state = StepState::kBuilt;
     record_explain(step, rec);
-    m_b.m_reporter.report({EventKind::kStepFinished, Level::kInfo, step.label, fmt::format("built in {:.2f}s", r.seconds),
+    m_b.m_reporter.report({EventKind::kStepFinished,
+                           Level::kInfo,
+                           step.label,
+                           fmt::format("built in {:.2f}s", r.seconds),
                            {{"seconds", r.seconds}, {"output", r.output_digest.hex()}}});
     return after_success(i);
   }
@@ -424,8 +437,8 @@ class Builder::Run {
   void unmaterialize(const std::string& name) {
     const fs::path dest = m_b.m_options.build_dir / name;
     if (m_b.m_fs.stat(dest).ok()) {
-      m_b.m_reporter.warn(fmt::format("removed {}: it no longer matches the recipe and its target failed",
-                                      dest.string()));
+      m_b.m_reporter.warn(
+          fmt::format("removed {}: it no longer matches the recipe and its target failed", dest.string()));
       (void)m_b.m_fs.remove_all(dest);
     }
   }

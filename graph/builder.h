@@ -16,11 +16,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/reporter.h"
@@ -36,15 +35,15 @@ class FileDigestCache;
 class ExplainLog;
 
 struct BuildOptions {
-  fs::path cache_dir;  // content store + action cache
-  fs::path state_dir;  // this project's explain log
-  fs::path build_dir;  // targets are materialized here
-  int jobs = 0;        // parallel steps; 0 = number of cores
+  fs::path cache_dir;        // content store + action cache
+  fs::path state_dir;        // this project's explain log
+  fs::path build_dir;        // targets are materialized here
+  int jobs = 0;              // parallel steps; 0 = number of cores
   int threads_per_step = 0;  // cores a step may use; 0 = number of cores
   bool keep_going = false;
   bool dry_run = false;
-  bool regate = false;        // re-run gate steps even when a verdict is cached
-  bool use_cache = true;      // false: run every step, never read the action cache (--check)
+  bool regate = false;    // re-run gate steps even when a verdict is cached
+  bool use_cache = true;  // false: run every step, never read the action cache (--check)
   bool materialize = true;
 };
 
@@ -58,7 +57,7 @@ struct StepResult {
   Digest output_digest;
   nlohmann::json report = nlohmann::json::object();
   std::vector<std::pair<std::string, Digest>> outputs;  // relative path, digest
-  fs::path view;  // a directory holding the output files (linked from the store)
+  fs::path view;                                        // a directory holding the output files (linked from the store)
   double seconds = 0;
   std::string error;
   std::vector<std::string> why;  // explanations when stale or rebuilt
@@ -77,7 +76,7 @@ struct TargetResult {
 };
 
 struct BuildReport {
-  std::vector<StepResult> steps;  // indexed like Plan::steps
+  std::vector<StepResult> steps;      // indexed like Plan::steps
   std::vector<TargetResult> targets;  // requested targets, in order
   bool ok() const;
   // The exit status: 0, or the worst failure's code.

@@ -3,6 +3,7 @@
 #include "graph/builder.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,8 +14,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/fs_test_support.h"
 #include "base/temp_dir.h"
@@ -52,9 +51,7 @@ class FakeRule : public Rule {
   std::string_view kind() const override { return m_kind; }
   int algorithm_version() const override { return 1; }
   Status run(StepContext& ctx) const override {
-    {
-      std::ofstream(m_log, std::ios::app) << m_kind << " " << ctx.step_label << "\n";
-    }
+    { std::ofstream(m_log, std::ios::app) << m_kind << " " << ctx.step_label << "\n"; }
     fs::path dir = m_log.parent_path();
     if (fs::exists(dir / "slow")) std::this_thread::sleep_for(std::chrono::milliseconds(400));
     if (m_kind == "fuse") {
@@ -373,7 +370,6 @@ TEST_F(BuilderTest, DryRunRunsNothing) {
   EXPECT_FALSE(fs::exists(dir() / "build/fused"));
 }
 
-
 // Counts the files being hashed at once. Each map of a .bin file waits (up
 // to 5 s) for a second one to start, so a builder that hashes its sources
 // one after another is caught without relying on timing.
@@ -421,7 +417,8 @@ targets:
     command: "cat {a} {b}"
     inputs: [a, b]
     outputs: [out.txt]
-)", "/p/modelbuild.yaml");
+)",
+                                  "/p/modelbuild.yaml");
   ASSERT_TRUE(recipe.ok()) << recipe.error().to_string();
   auto plan = make_plan(*recipe, {"both"});
   ASSERT_TRUE(plan.ok());

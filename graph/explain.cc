@@ -14,7 +14,10 @@ nlohmann::json to_json(const ExplainRecord& r) {
     for (const auto& [path, d] : in.files) files[path] = d.hex();
     inputs.push_back({{"role", in.role}, {"digest", in.digest.hex()}, {"origin", in.origin}, {"files", files}});
   }
-  return {{"kind", r.kind}, {"version", r.algorithm_version}, {"params", r.params}, {"inputs", inputs},
+  return {{"kind", r.kind},
+          {"version", r.algorithm_version},
+          {"params", r.params},
+          {"inputs", inputs},
           {"key", r.key.hex()}};
 }
 
@@ -131,7 +134,8 @@ std::vector<std::string> ExplainLog::explain(const std::string& slot, const Expl
     std::vector<std::string> files;
     for (const auto& [path, d] : in.files) {
       auto f = o.files.find(path);
-      if (f == o.files.end()) files.push_back(fmt::format("{} added", path));
+      if (f == o.files.end())
+        files.push_back(fmt::format("{} added", path));
       else if (f->second != d)
         files.push_back(fmt::format("{} {} → {}", path, f->second.short_hex(), d.short_hex()));
     }

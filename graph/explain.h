@@ -9,10 +9,9 @@
 // only when something changed. Thread-safe.
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/reporter.h"

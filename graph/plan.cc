@@ -71,7 +71,8 @@ class Planner {
     // Structural identity: kind, params and where each input comes from.
     nlohmann::json identity = {{"kind", kind}, {"params", params}, {"inputs", nlohmann::json::array()}};
     for (const auto& in : inputs)
-      identity["inputs"].push_back({in.role, in.is_source() ? "source:" + in.source : "step:" + std::to_string(in.step)});
+      identity["inputs"].push_back(
+          {in.role, in.is_source() ? "source:" + in.source : "step:" + std::to_string(in.step)});
     std::string id = canonical_json(identity);
     if (auto it = m_dedup.find(id); it != m_dedup.end()) return it->second;
     Step s;
@@ -161,8 +162,10 @@ class Planner {
       in.push_back(std::move(r));
     }
     nlohmann::json params = {{"outputs", c.outputs}};
-    if (!c.argv.empty()) params["argv"] = c.argv;
-    else params["shell"] = c.shell;
+    if (!c.argv.empty())
+      params["argv"] = c.argv;
+    else
+      params["shell"] = c.shell;
     int s = add_step("command", params, in, t.name, "command");
     tp.is_model = false;
     tp.artifact = InputRef{"output", "", s};
@@ -233,8 +236,9 @@ std::string plan_to_text(const Plan& plan) {
   }
   for (const auto& name : plan.requested) {
     const TargetPlan& tp = plan.targets.at(name);
-    std::string art = !tp.artifact ? "-" : tp.artifact->is_source() ? "source " + tp.artifact->source
-                                                                     : fmt::format("#{}", tp.artifact->step);
+    std::string art = !tp.artifact               ? "-"
+                      : tp.artifact->is_source() ? "source " + tp.artifact->source
+                                                 : fmt::format("#{}", tp.artifact->step);
     out += fmt::format("target {}: artifact {}", name, art);
     if (!tp.runtime_adapters.empty()) out += fmt::format(" + {} runtime adapter(s)", tp.runtime_adapters.size());
     if (tp.gate_step >= 0) out += fmt::format(", gate #{}", tp.gate_step);
@@ -262,8 +266,10 @@ std::string plan_to_dot(const Plan& plan) {
     const TargetPlan& tp = plan.targets.at(name);
     out += fmt::format("  \"target:{}\" [shape=doubleoctagon, label=\"{}\"];\n", name, name);
     if (tp.artifact) {
-      if (tp.artifact->is_source()) out += fmt::format("  \"src:{}\" -> \"target:{}\";\n", tp.artifact->source, name);
-      else out += fmt::format("  s{} -> \"target:{}\";\n", tp.artifact->step, name);
+      if (tp.artifact->is_source())
+        out += fmt::format("  \"src:{}\" -> \"target:{}\";\n", tp.artifact->source, name);
+      else
+        out += fmt::format("  s{} -> \"target:{}\";\n", tp.artifact->step, name);
     }
     if (tp.gate_step >= 0) out += fmt::format("  s{} -> \"target:{}\" [style=dashed];\n", tp.gate_step, name);
   }

@@ -8,11 +8,10 @@
 // adapters with the same parameters share one step — so fused_8bit and
 // fused_6bit fuse once. A Plan is immutable once made.
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 #include "graph/recipe.h"
@@ -43,7 +42,7 @@ struct Check {
   int step = -1;
   std::string pointer;  // "/accuracy", "/retention/overall"
   double min = 0;
-  std::string what;  // "accuracy", "delta retention"
+  std::string what;      // "accuracy", "delta retention"
   bool percent = false;  // say the figures as percentages (a fraction of cases)
 };
 
@@ -61,9 +60,9 @@ struct TargetPlan {
 };
 
 struct Plan {
-  std::vector<Step> steps;                      // topologically ordered: deps before users
-  std::map<std::string, TargetPlan> targets;    // requested targets and their dependencies
-  std::vector<std::string> requested;           // in command-line order
+  std::vector<Step> steps;                    // topologically ordered: deps before users
+  std::map<std::string, TargetPlan> targets;  // requested targets and their dependencies
+  std::vector<std::string> requested;         // in command-line order
 
   // All steps needed by `target` including its dependency targets, in order.
   std::vector<int> steps_for(const std::string& target) const;

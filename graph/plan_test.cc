@@ -1,8 +1,8 @@
 #include "graph/plan.h"
 
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "base/temp_dir.h"
 

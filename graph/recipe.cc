@@ -13,11 +13,10 @@ namespace {
 const std::vector<std::string> kTopKeys = {"version", "sources", "defaults", "targets"};
 const std::vector<std::string> kSourceKeys = {"path", "git"};
 const std::vector<std::string> kGitKeys = {"repo", "rev", "path"};
-const std::vector<std::string> kModelKeys = {"base",      "adapters",  "fusion",              "bits",
-                                             "group_size", "dtype",     "quantizer",           "gate",
-                                             "min_delta_retention"};
-const std::vector<std::string> kDefaultKeys = {"fusion", "bits", "group_size", "dtype", "quantizer", "gate",
-                                               "min_delta_retention"};
+const std::vector<std::string> kModelKeys = {
+    "base", "adapters", "fusion", "bits", "group_size", "dtype", "quantizer", "gate", "min_delta_retention"};
+const std::vector<std::string> kDefaultKeys = {"fusion",    "bits", "group_size",         "dtype",
+                                               "quantizer", "gate", "min_delta_retention"};
 const std::vector<std::string> kCommandKeys = {"command", "inputs", "outputs"};
 const std::vector<std::string> kGateKeys = {"suite", "min_accuracy", "min_delta_retention", "runner"};
 const std::vector<int> kBits = {2, 3, 4, 5, 6, 8};
@@ -101,7 +100,8 @@ class Parser {
     MB_ASSIGN(pin.path, m_y.string(g["path"], "path"));
     src.path = (m_recipe.dir / pin.repo).lexically_normal();
     if (!m_fs.stat(src.path).ok())
-      return m_y.error(g["repo"], fmt::format("source '{}': repository {} does not exist", src.name, src.path.string()));
+      return m_y.error(g["repo"],
+                       fmt::format("source '{}': repository {} does not exist", src.name, src.path.string()));
     src.git = std::move(pin);
     return {};
   }
@@ -128,8 +128,9 @@ class Parser {
         std::vector<std::string> any = kModelKeys;
         any.insert(any.end(), kCommandKeys.begin(), kCommandKeys.end());
         MB_TRY(m_y.check_keys(v, fmt::format("target '{}'", t.name), any));
-        return m_y.error(it->first,
-                         fmt::format("target '{}' needs 'base' (a model target) or 'command' (a command target)", t.name));
+        return m_y.error(
+            it->first,
+            fmt::format("target '{}' needs 'base' (a model target) or 'command' (a command target)", t.name));
       }
       m_target_nodes[t.name] = v;
       m_recipe.targets.push_back(std::move(t));
@@ -156,9 +157,12 @@ class Parser {
     m.fusion = m.adapters.empty() ? Fusion::kNone : Fusion::kDequantize;
     if (YAML::Node f = lookup(v, "fusion")) {
       MB_ASSIGN(std::string s, m_y.string(f, "fusion"));
-      if (s == "dequantize") m.fusion = Fusion::kDequantize;
-      else if (s == "inplace") m.fusion = Fusion::kInplace;
-      else if (s == "none") m.fusion = Fusion::kNone;
+      if (s == "dequantize")
+        m.fusion = Fusion::kDequantize;
+      else if (s == "inplace")
+        m.fusion = Fusion::kInplace;
+      else if (s == "none")
+        m.fusion = Fusion::kNone;
       else
         return m_y.error(f, fmt::format("fusion must be dequantize, inplace or none, got '{}'{}", s,
                                         hint(s, {"dequantize", "inplace", "none"})));
@@ -362,9 +366,12 @@ std::string Location::str() const {
 
 const char* fusion_name(Fusion f) {
   switch (f) {
-    case Fusion::kDequantize: return "dequantize";
-    case Fusion::kInplace: return "inplace";
-    case Fusion::kNone: return "none";
+    case Fusion::kDequantize:
+      return "dequantize";
+    case Fusion::kInplace:
+      return "inplace";
+    case Fusion::kNone:
+      return "none";
   }
   return "?";
 }

@@ -10,12 +10,11 @@
 // references, cycles and duplicate names are all errors that name
 // file:line:column and the key. The format is specified in docs/recipes.md.
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/result.h"
@@ -101,6 +100,5 @@ struct Recipe {
 Result<Recipe> parse_recipe(const FileSystem& fs, const fs::path& file);
 // Same, from text; `file` is used for messages and to resolve relative paths.
 Result<Recipe> parse_recipe_text(const FileSystem& fs, std::string_view text, const fs::path& file);
-
 
 }  // namespace mb

@@ -1,8 +1,8 @@
 #include "graph/recipe.h"
 
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "base/temp_dir.h"
 
@@ -116,7 +116,8 @@ TEST_F(RecipeTest, DuplicateNames) {
 }
 
 TEST_F(RecipeTest, MeaninglessCombinations) {
-  const std::string pre = "sources:\n  b: models/base\n  a: adapters/a\ntargets:\n  t:\n    base: b\n    adapters: [a]\n";
+  const std::string pre =
+      "sources:\n  b: models/base\n  a: adapters/a\ntargets:\n  t:\n    base: b\n    adapters: [a]\n";
   expect_error(pre + "    fusion: inplace\n    bits: 8\n", 9, 11, "inplace keeps the base's own bits");
   expect_error(pre + "    fusion: none\n    bits: 8\n", 9, 11, "nothing to quantize");
 }

@@ -17,13 +17,27 @@ void dump_string(const std::string& s, std::string& out) {
   out.push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
@@ -87,12 +101,24 @@ void dump_float(double v, std::string& out) {
 
 void dump(const OJson& v, std::string& out) {
   switch (v.type()) {
-    case OJson::value_t::null: out += "null"; break;
-    case OJson::value_t::boolean: out += v.get<bool>() ? "true" : "false"; break;
-    case OJson::value_t::number_integer: out += std::to_string(v.get<int64_t>()); break;
-    case OJson::value_t::number_unsigned: out += std::to_string(v.get<uint64_t>()); break;
-    case OJson::value_t::number_float: dump_float(v.get<double>(), out); break;
-    case OJson::value_t::string: dump_string(v.get_ref<const std::string&>(), out); break;
+    case OJson::value_t::null:
+      out += "null";
+      break;
+    case OJson::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      break;
+    case OJson::value_t::number_integer:
+      out += std::to_string(v.get<int64_t>());
+      break;
+    case OJson::value_t::number_unsigned:
+      out += std::to_string(v.get<uint64_t>());
+      break;
+    case OJson::value_t::number_float:
+      dump_float(v.get<double>(), out);
+      break;
+    case OJson::value_t::string:
+      dump_string(v.get_ref<const std::string&>(), out);
+      break;
     case OJson::value_t::array: {
       out.push_back('[');
       bool first = true;
@@ -118,13 +144,15 @@ void dump(const OJson& v, std::string& out) {
       break;
     }
     case OJson::value_t::binary:
-    case OJson::value_t::discarded: out += "null"; break;
+    case OJson::value_t::discarded:
+      out += "null";
+      break;
   }
 }
 
 // The serializer recurses; request JSON nested deeper than this is refused
 // rather than risking the stack (Python itself stops near 1000).
-constexpr size_t k_max_json_depth = 256;
+constexpr size_t kMaxJsonDepth = 256;
 
 bool too_deep(const OJson& root) {
   std::vector<std::pair<const OJson*, size_t>> todo{{&root, 1}};
@@ -132,7 +160,7 @@ bool too_deep(const OJson& root) {
     auto [v, depth] = todo.back();
     todo.pop_back();
     if (!v->is_structured()) continue;
-    if (depth > k_max_json_depth) return true;
+    if (depth > kMaxJsonDepth) return true;
     for (const OJson& child : *v) todo.emplace_back(&child, depth + 1);
   }
   return false;
@@ -162,7 +190,8 @@ Result<std::string> content_text(const OJson& message, size_t index) {
     }
     return text;
   }
-  return bad_message(index, ".content", fmt::format("expected a string, null or a list of parts, got {}", it->type_name()));
+  return bad_message(index, ".content",
+                     fmt::format("expected a string, null or a list of parts, got {}", it->type_name()));
 }
 
 const OJson* tool_calls_of(const OJson& message) {
@@ -198,10 +227,10 @@ Status render_tool_call(const OJson& call, size_t index, size_t k, std::string& 
   return Status();
 }
 
-constexpr std::string_view k_tools_intro =
+constexpr std::string_view kToolsIntro =
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
-constexpr std::string_view k_tools_outro =
+constexpr std::string_view kToolsOutro =
     "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
     "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
     "<args-json-object>}\n</tool_call><|im_end|>\n";
@@ -243,12 +272,12 @@ Result<std::string> render_chatml_json(const OJson& messages, const OJson& tools
       out += system;
       out += "\n\n";
     }
-    out += k_tools_intro;
+    out += kToolsIntro;
     for (const OJson& tool : tools) {
       out += '\n';
       out += python_json_dumps(tool);
     }
-    out += k_tools_outro;
+    out += kToolsOutro;
   } else if (first_is_system || !default_system.empty()) {
     out += "<|im_start|>system\n";
     out += system;

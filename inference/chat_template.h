@@ -12,11 +12,10 @@
 // has already sorted its keys, which changes the prompt).
 //
 // Pure functions; thread-safe.
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 #include "inference/engine.h"
@@ -26,7 +25,7 @@ namespace mb::inference {
 // The default system message of the Qwen2.5 *Instruct* templates. The base
 // models' template says just "You are a helpful assistant."; other families
 // have none (pass "").
-inline constexpr std::string_view k_qwen25_default_system =
+inline constexpr std::string_view kQwen25DefaultSystem =
     "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
 
 // Renders OpenAI-style messages: an array of objects with
@@ -49,12 +48,11 @@ inline constexpr std::string_view k_qwen25_default_system =
 // without a function name.
 Result<std::string> render_chatml_json(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                                        bool add_generation_prompt,
-                                       std::string_view default_system = k_qwen25_default_system);
+                                       std::string_view default_system = kQwen25DefaultSystem);
 
 // Same for the engine's messages (role, content and assistant tool calls).
 Result<std::string> render_chatml(std::span<const ChatMessage> messages, const nlohmann::ordered_json& tools,
-                                  bool add_generation_prompt,
-                                  std::string_view default_system = k_qwen25_default_system);
+                                  bool add_generation_prompt, std::string_view default_system = kQwen25DefaultSystem);
 
 // `value` serialized as Python's json.dumps(value, ensure_ascii=False):
 // separators ", " and ": ", keys in stored order, non-ASCII UTF-8 as is,

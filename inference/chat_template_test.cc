@@ -10,12 +10,12 @@ namespace {
 
 using OJson = nlohmann::ordered_json;
 
-const OJson k_weather_tool = OJson::parse(R"({"type": "function", "function": {"name": "get_weather",
+const OJson kWeatherTool = OJson::parse(R"({"type": "function", "function": {"name": "get_weather",
   "description": "Get weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
   "required": ["city"]}}})");
 
 std::string render(const OJson& messages, const OJson& tools = nullptr, bool generation_prompt = true,
-                   std::string_view default_system = k_qwen25_default_system) {
+                   std::string_view default_system = kQwen25DefaultSystem) {
   Result<std::string> r = render_chatml_json(messages, tools, generation_prompt, default_system);
   EXPECT_TRUE(r.ok()) << r.error().to_string();
   return r.ok() ? *r : "";
@@ -31,30 +31,29 @@ TEST(ChatTemplateTest, Spec51DefaultSystemMessage) {
 }
 
 TEST(ChatTemplateTest, Spec52ToolsInTheSystemPrompt) {
-  EXPECT_EQ(
-      render(OJson::parse(R"([{"role": "user", "content": "Weather in Paris?"}])"), OJson::array({k_weather_tool})),
-      "<|im_start|>system\n"
-      "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n"
-      "\n"
-      "# Tools\n"
-      "\n"
-      "You may call one or more functions to assist with the user query.\n"
-      "\n"
-      "You are provided with function signatures within <tools></tools> XML tags:\n"
-      "<tools>\n"
-      "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get weather\", "
-      "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": "
-      "[\"city\"]}}}\n"
-      "</tools>\n"
-      "\n"
-      "For each function call, return a json object with function name and arguments within "
-      "<tool_call></tool_call> XML tags:\n"
-      "<tool_call>\n"
-      "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-      "</tool_call><|im_end|>\n"
-      "<|im_start|>user\n"
-      "Weather in Paris?<|im_end|>\n"
-      "<|im_start|>assistant\n");
+  EXPECT_EQ(render(OJson::parse(R"([{"role": "user", "content": "Weather in Paris?"}])"), OJson::array({kWeatherTool})),
+            "<|im_start|>system\n"
+            "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n"
+            "\n"
+            "# Tools\n"
+            "\n"
+            "You may call one or more functions to assist with the user query.\n"
+            "\n"
+            "You are provided with function signatures within <tools></tools> XML tags:\n"
+            "<tools>\n"
+            "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get weather\", "
+            "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": "
+            "[\"city\"]}}}\n"
+            "</tools>\n"
+            "\n"
+            "For each function call, return a json object with function name and arguments within "
+            "<tool_call></tool_call> XML tags:\n"
+            "<tool_call>\n"
+            "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+            "</tool_call><|im_end|>\n"
+            "<|im_start|>user\n"
+            "Weather in Paris?<|im_end|>\n"
+            "<|im_start|>assistant\n");
 }
 
 TEST(ChatTemplateTest, OwnSystemMessageAndNoGenerationPrompt) {
@@ -85,36 +84,37 @@ TEST(ChatTemplateTest, ToolCallAndToolResponsesHistory) {
     {"role": "tool", "tool_call_id": "call_2", "content": "21C, cloudy"},
     {"role": "assistant", "content": "Paris: 18C and sunny. Rome: 21C and cloudy."},
     {"role": "user", "content": "Thanks"}])");
-  EXPECT_EQ(render(messages, OJson::array({k_weather_tool})),
-            "<|im_start|>system\n"
-            "You are a weather bot.\n"
-            "\n"
-            "# Tools\n"
-            "\n"
-            "You may call one or more functions to assist with the user query.\n"
-            "\n"
-            "You are provided with function signatures within <tools></tools> XML tags:\n"
-            "<tools>\n"
-            "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get weather\", "
-            "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": "
-            "[\"city\"]}}}\n"
-            "</tools>\n"
-            "\n"
-            "For each function call, return a json object with function name and arguments within "
-            "<tool_call></tool_call> XML tags:\n"
-            "<tool_call>\n"
-            "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-            "</tool_call><|im_end|>\n"
-            "<|im_start|>user\nWeather in Paris and Rome?<|im_end|>\n"
-            "<|im_start|>assistant\n"
-            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"C\"}}\n</tool_call>\n"
-            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call><|im_end|>\n"
-            "<|im_start|>user\n"
-            "<tool_response>\n18C, sunny\n</tool_response>\n"
-            "<tool_response>\n21C, cloudy\n</tool_response><|im_end|>\n"
-            "<|im_start|>assistant\nParis: 18C and sunny. Rome: 21C and cloudy.<|im_end|>\n"
-            "<|im_start|>user\nThanks<|im_end|>\n"
-            "<|im_start|>assistant\n");
+  EXPECT_EQ(
+      render(messages, OJson::array({kWeatherTool})),
+      "<|im_start|>system\n"
+      "You are a weather bot.\n"
+      "\n"
+      "# Tools\n"
+      "\n"
+      "You may call one or more functions to assist with the user query.\n"
+      "\n"
+      "You are provided with function signatures within <tools></tools> XML tags:\n"
+      "<tools>\n"
+      "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Get weather\", "
+      "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": "
+      "[\"city\"]}}}\n"
+      "</tools>\n"
+      "\n"
+      "For each function call, return a json object with function name and arguments within "
+      "<tool_call></tool_call> XML tags:\n"
+      "<tool_call>\n"
+      "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+      "</tool_call><|im_end|>\n"
+      "<|im_start|>user\nWeather in Paris and Rome?<|im_end|>\n"
+      "<|im_start|>assistant\n"
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"C\"}}\n</tool_call>\n"
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call><|im_end|>\n"
+      "<|im_start|>user\n"
+      "<tool_response>\n18C, sunny\n</tool_response>\n"
+      "<tool_response>\n21C, cloudy\n</tool_response><|im_end|>\n"
+      "<|im_start|>assistant\nParis: 18C and sunny. Rome: 21C and cloudy.<|im_end|>\n"
+      "<|im_start|>user\nThanks<|im_end|>\n"
+      "<|im_start|>assistant\n");
 }
 
 TEST(ChatTemplateTest, AssistantTextBeforeToolCallsAndToolTurnAtTheEnd) {
@@ -134,21 +134,21 @@ TEST(ChatTemplateTest, AssistantTextBeforeToolCallsAndToolTurnAtTheEnd) {
 TEST(ChatTemplateTest, ArgumentsThatAreNotJsonStayAString) {
   OJson messages = OJson::parse(R"([{"role": "assistant", "content": "",
     "tool_calls": [{"function": {"name": "f", "arguments": "not json"}}]}])");
-  EXPECT_EQ(render(messages, nullptr, false, ""),
-            "<|im_start|>assistant\n<tool_call>\n{\"name\": \"f\", \"arguments\": \"not json\"}\n</tool_call><|im_end|>\n");
+  EXPECT_EQ(
+      render(messages, nullptr, false, ""),
+      "<|im_start|>assistant\n<tool_call>\n{\"name\": \"f\", \"arguments\": \"not json\"}\n</tool_call><|im_end|>\n");
 }
 
 TEST(ChatTemplateTest, EmptyDefaultSystemWithTools) {
-  std::string out = render(OJson::parse(R"([{"role": "user", "content": "Hi"}])"), OJson::array({OJson::object()}),
-                           false, "");
+  std::string out =
+      render(OJson::parse(R"([{"role": "user", "content": "Hi"}])"), OJson::array({OJson::object()}), false, "");
   EXPECT_EQ(out.substr(0, 30), "<|im_start|>system\n# Tools\n\nYo");
 }
 
 TEST(ChatTemplateTest, NonAsciiPassesThrough) {
   OJson tool = OJson::parse(R"({"type": "function", "function": {"name": "météo",
     "description": "Wetter für eine Stadt 🌤", "parameters": {}}})");
-  std::string out = render(OJson::parse(R"([{"role": "user", "content": "Погода в Париже?"}])"),
-                           OJson::array({tool}));
+  std::string out = render(OJson::parse(R"([{"role": "user", "content": "Погода в Париже?"}])"), OJson::array({tool}));
   EXPECT_NE(out.find("{\"type\": \"function\", \"function\": {\"name\": \"météo\", \"description\": \"Wetter für "
                      "eine Stadt 🌤\", \"parameters\": {}}}\n</tools>"),
             std::string::npos);
@@ -174,7 +174,8 @@ TEST(ChatTemplateTest, EngineMessages) {
 TEST(ChatTemplateTest, EngineMessagesWithToolCalls) {
   std::vector<ChatMessage> messages = {
       {"user", "Find views"},
-      {"assistant", "", OJson::parse(R"([{"function": {"name": "search_code", "arguments": "{\"query\": \"views\"}"}}])")},
+      {"assistant", "",
+       OJson::parse(R"([{"function": {"name": "search_code", "arguments": "{\"query\": \"views\"}"}}])")},
       {"tool", "views.py"}};
   Result<std::string> r = render_chatml(messages, nullptr, true, "");
   ASSERT_TRUE(r.ok()) << r.error().to_string();

@@ -25,7 +25,7 @@ Result<std::string> chatml_default_system(const std::string& chat_template, cons
   if (chat_template.empty() || chat_template.find("<|im_start|>") == std::string::npos)
     return Error{Errc::kUnsupported, (model_dir / "tokenizer_config.json").string(),
                  "the model's chat template is not ChatML; only ChatML (Qwen2.5) prompts can be rendered"};
-  if (chat_template.find(k_qwen25_default_system) != std::string::npos) return std::string(k_qwen25_default_system);
+  if (chat_template.find(kQwen25DefaultSystem) != std::string::npos) return std::string(kQwen25DefaultSystem);
   if (chat_template.find("You are a helpful assistant.") != std::string::npos)
     return std::string("You are a helpful assistant.");
   return std::string();
@@ -40,9 +40,8 @@ class EngineImpl final : public Engine {
         m_default_system(std::move(default_system)),
         m_pool(threads),
         m_forward(m_model, m_pool),
-        m_generator(m_forward, std::move(stop_ids), [this](std::span<const int32_t> ids) {
-          return m_tokenizer.decode(ids, /*skip_special=*/true);
-        }) {
+        m_generator(m_forward, std::move(stop_ids),
+                    [this](std::span<const int32_t> ids) { return m_tokenizer.decode(ids, /*skip_special=*/true); }) {
     const ModelConfig& c = m_model.config;
     m_summary.architecture = architecture_name(c.arch);
     m_summary.parameters = m_model.parameters;

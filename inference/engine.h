@@ -10,12 +10,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/result.h"
@@ -92,8 +91,7 @@ class Engine {
                                           const nlohmann::ordered_json& tools) const = 0;
 
   // Greedy decoding. Errors when the prompt does not fit the context.
-  virtual Result<Generation> generate(const std::vector<ChatMessage>& messages,
-                                      const nlohmann::ordered_json& tools,
+  virtual Result<Generation> generate(const std::vector<ChatMessage>& messages, const nlohmann::ordered_json& tools,
                                       const GenerateOptions& options) = 0;
   virtual Result<Generation> generate_from_text(std::string_view prompt, const GenerateOptions& options) = 0;
 

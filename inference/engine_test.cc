@@ -1,12 +1,12 @@
 #include "inference/engine.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/fs_test_support.h"
 #include "inference/golden_test_support.h"
@@ -157,8 +157,7 @@ TEST_F(EngineTest, PromptLongerThanTheContextIsAClearError) {
   auto out = (*e)->generate_from_text("this prompt is longer than eight tokens", GenerateOptions{});
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.error().code, Errc::kInvalidInput);
-  EXPECT_NE(out.error().message.find("does not fit the context of 8 tokens"), std::string::npos)
-      << out.error().message;
+  EXPECT_NE(out.error().message.find("does not fit the context of 8 tokens"), std::string::npos) << out.error().message;
 }
 
 TEST_F(EngineTest, UnsupportedArchitectureNamesConfigJson) {

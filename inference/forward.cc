@@ -111,8 +111,8 @@ Status Forward::run(std::span<const int32_t> tokens, bool all_positions, std::ve
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return Error{Errc::kInvalidInput, "", "no tokens to run"};
   if (m_pos + n > m_context_limit)
-    return make_error(Errc::kInvalidInput, "", "sequence of {} tokens does not fit the context of {} tokens",
-                      m_pos + n, m_context_limit);
+    return make_error(Errc::kInvalidInput, "", "sequence of {} tokens does not fit the context of {} tokens", m_pos + n,
+                      m_context_limit);
   for (int32_t id : tokens)
     if (id < 0 || id >= c.vocab_size)
       return make_error(Errc::kInvalidInput, "", "token id {} is outside the vocabulary (size {})", id, c.vocab_size);
@@ -182,8 +182,7 @@ Status Forward::run(std::span<const int32_t> tokens, bool all_positions, std::ve
 
     for (int64_t t = 0; t < n; ++t)
       rms_norm(m_h.data() + t * hidden, L.post_norm.data(), hidden, c.rms_norm_eps, m_x.data() + t * hidden);
-    const MatmulJob gate_up[2] = {{&L.gate.weight, m_x.data(), m_gate.data()},
-                                  {&L.up.weight, m_x.data(), m_up.data()}};
+    const MatmulJob gate_up[2] = {{&L.gate.weight, m_x.data(), m_gate.data()}, {&L.up.weight, m_x.data(), m_up.data()}};
     matmul_many(gate_up, n, m_pool);
     add_bias_and_lora(L.gate, m_x.data(), n, m_gate.data());
     add_bias_and_lora(L.up, m_x.data(), n, m_up.data());

@@ -1,10 +1,10 @@
 #include "inference/generator.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "inference/golden_test_support.h"

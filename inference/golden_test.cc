@@ -2,14 +2,14 @@
 // (tests/reference/make_golden.py: a float64 numpy transformer written from
 // the specs, on the same tiny models). No Python runs here: the models and
 // logits are committed under tests/golden/.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "inference/forward.h"
 #include "inference/golden_test_support.h"
@@ -26,7 +26,7 @@ using nlohmann::json;
 // residual adds. Observed gaps are 0.5e-6 .. 2.8e-6 (set MB_GOLDEN_VERBOSE=1
 // to print them); 2e-5 leaves a 7x margin and still catches any real mistake
 // (flipping one sign in RoPE moves logits by ~0.8 of max |logit|).
-constexpr double k_logit_rel_tol = 2e-5;
+constexpr double kLogitRelTol = 2e-5;
 
 struct GoldenCase {
   std::string name;
@@ -72,7 +72,7 @@ void expect_close(const std::vector<float>& got, const float* want, size_t n, do
   double worst = 0;
   for (size_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
   if (std::getenv("MB_GOLDEN_VERBOSE")) fmt::print("{}: max |diff| / max |logit| = {:.3g}\n", what, worst / max_abs);
-  EXPECT_LE(worst, k_logit_rel_tol * max_abs) << what << ": max |diff| " << worst << " vs max |logit| " << max_abs;
+  EXPECT_LE(worst, kLogitRelTol * max_abs) << what << ": max |diff| " << worst << " vs max |logit| " << max_abs;
 }
 
 TEST_F(Golden, AllPositionsThenIncrementalMatchReference) {
@@ -173,8 +173,8 @@ TEST_F(Golden, FusedModelAndRuntimeAdapterGiveTheReferenceGreedyOutput) {
   const json& g = s_golden["greedy"];
   const auto prompt = g["prompt"].get<std::vector<int32_t>>();
   const auto want = g["tokens"].get<std::vector<int32_t>>();
-  auto runtime = load_test_model(s_root / g["model"].get<std::string>(),
-                                 {s_root / g["adapters"][0].get<std::string>()});
+  auto runtime =
+      load_test_model(s_root / g["model"].get<std::string>(), {s_root / g["adapters"][0].get<std::string>()});
   auto fused = load_test_model(s_root / g["fused_model"].get<std::string>(), {});
   ASSERT_TRUE(runtime.ok() && fused.ok());
   for (const Model* m : {&*runtime, &*fused}) {

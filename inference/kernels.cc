@@ -1,11 +1,11 @@
 #include "inference/kernels.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "inference/kernels_impl.h"
 
@@ -16,9 +16,12 @@ using detail::Kernels;
 
 const char* float_type_name(FloatType t) {
   switch (t) {
-    case FloatType::kF32: return "f32";
-    case FloatType::kF16: return "f16";
-    case FloatType::kBF16: return "bf16";
+    case FloatType::kF32:
+      return "f32";
+    case FloatType::kF16:
+      return "f16";
+    case FloatType::kBF16:
+      return "bf16";
   }
   return "?";
 }
@@ -214,22 +217,22 @@ void decode_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px, 
   }
 }
 
-constexpr int64_t k_token_block = 8;
+constexpr int64_t kTokenBlock = 8;
 // Below this many tokens a product runs token by token through the decode path.
-constexpr int64_t k_min_tile_tokens = 4;
+constexpr int64_t kMinTileTokens = 4;
 
 // Rows [r0, r1) of one job, many tokens: unpack each row once, then run it
 // against blocks of tokens while both stay in cache.
-void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px, int64_t n_tok, int64_t r0,
-                   int64_t r1, float* y) {
+void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px, int64_t n_tok, int64_t r0, int64_t r1,
+                   float* y) {
   Scratch& s = scratch();
   const int64_t nr = r1 - r0, cols = w.cols;
   const bool affine = w.format == WeightFormat::kAffine;
   const int64_t groups = affine ? cols / w.group_size : 0;
   // f32 rows are used in place when aligned (MLX's writer does not pad the
   // header, so tensor data may start at any byte).
-  const bool direct_f32 = !affine && w.dtype == FloatType::kF32 && reinterpret_cast<uintptr_t>(w.data) % 4 == 0 &&
-                          w.row_bytes() % 4 == 0;
+  const bool direct_f32 =
+      !affine && w.dtype == FloatType::kF32 && reinterpret_cast<uintptr_t>(w.data) % 4 == 0 && w.row_bytes() % 4 == 0;
   if (!direct_f32) s.tile.resize(nr * cols);
   if (affine) {
     s.scales.resize(nr * groups);
@@ -245,8 +248,8 @@ void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px,
       for (int64_t c = 0; c < cols; ++c) s.tile[i * cols + c] = load_float(row, w.dtype, c);
     }
   }
-  for (int64_t t0 = 0; t0 < n_tok; t0 += k_token_block) {
-    const int64_t nt = std::min(k_token_block, n_tok - t0);
+  for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenBlock) {
+    const int64_t nt = std::min(kTokenBlock, n_tok - t0);
     for (int64_t i = 0; i < nr; ++i) {
       float* yo = y + t0 * w.rows + r0 + i;
       if (affine) {
@@ -254,7 +257,8 @@ void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px,
                       w.group_size, px.xp + t0 * px.xp_stride, px.xp_stride, px.xsum + t0 * px.xsum_stride,
                       px.xsum_stride, nt, yo, w.rows);
       } else {
-        const float* wr = direct_f32 ? reinterpret_cast<const float*>(w.data + (r0 + i) * rb) : s.tile.data() + i * cols;
+        const float* wr =
+            direct_f32 ? reinterpret_cast<const float*>(w.data + (r0 + i) * rb) : s.tile.data() + i * cols;
         k.tile_float(wr, cols, px.xp + t0 * px.xp_stride, px.xp_stride, nt, yo, w.rows);
       }
     }
@@ -277,8 +281,8 @@ void matmul_many(std::span<const MatmulJob> jobs, int64_t n_tokens, ThreadPool& 
     const WeightMatrix& w = *jobs[j].w;
     prepare(w, jobs[j].x, n_tokens, prepared[j]);
     const int64_t target = w.rows / (4 * pool.size());
-    const int64_t per_block = n_tokens < k_min_tile_tokens ? std::clamp<int64_t>(target & ~int64_t{1}, 2, 64)
-                                            : std::clamp<int64_t>(target, 1, 16);
+    const int64_t per_block = n_tokens < kMinTileTokens ? std::clamp<int64_t>(target & ~int64_t{1}, 2, 64)
+                                                        : std::clamp<int64_t>(target, 1, 16);
     for (int64_t r = 0; r < w.rows; r += per_block)
       blocks.push_back({static_cast<int>(j), r, std::min(w.rows, r + per_block)});
   }
@@ -286,7 +290,7 @@ void matmul_many(std::span<const MatmulJob> jobs, int64_t n_tokens, ThreadPool& 
     for (int64_t i = b; i < e; ++i) {
       const Block& blk = blocks[i];
       const MatmulJob& job = jobs[blk.job];
-      if (n_tokens < k_min_tile_tokens) {
+      if (n_tokens < kMinTileTokens) {
         // Few tokens: unpacking rows would cost more than it saves; the
         // decode path gives bit-identical rows.
         const PreparedX& px = prepared[blk.job];

@@ -62,8 +62,8 @@ struct WeightMatrix {
   WeightFormat format = WeightFormat::kFloat;
   // kFloat: the element type of `data`. kAffine: the type of scales/biases.
   FloatType dtype = FloatType::kF32;
-  int bits = 0;        // kAffine: 2, 3, 4, 5, 6 or 8
-  int group_size = 0;  // kAffine: 32, 64 or 128
+  int bits = 0;                       // kAffine: 2, 3, 4, 5, 6 or 8
+  int group_size = 0;                 // kAffine: 32, 64 or 128
   const std::byte* data = nullptr;    // values, or packed codes (LSB-first bitstream per row)
   const std::byte* scales = nullptr;  // kAffine: [rows, cols / group_size]
   const std::byte* biases = nullptr;  // kAffine: [rows, cols / group_size]

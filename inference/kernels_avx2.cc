@@ -31,7 +31,7 @@ MB_AVX2 void affine_rows(const AffineRow* rows, int64_t cols, int gs, const floa
   const __m256i mask = _mm256_set1_epi32(15);
   __m256 t0[NR], t1[NR];
   float b[NR];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < NR; ++r) {
     t0[r] = _mm256_setzero_ps();
     t1[r] = _mm256_setzero_ps();
@@ -40,12 +40,12 @@ MB_AVX2 void affine_rows(const AffineRow* rows, int64_t cols, int gs, const floa
   const int64_t groups = cols / gs;
   for (int64_t g = 0; g < groups; ++g) {
     __m256 a0[NR], a1[NR];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < NR; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
     for (int64_t c = g * gs; c < (g + 1) * gs; c += 16) {
       const __m256 x0 = _mm256_loadu_ps(xp + c);
       const __m256 x1 = _mm256_loadu_ps(xp + c + 8);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int r = 0; r < NR; ++r) {
         __m256 q0, q1;
         if constexpr (Bits == 4) {
@@ -60,7 +60,7 @@ MB_AVX2 void affine_rows(const AffineRow* rows, int64_t cols, int gs, const floa
         a1[r] = _mm256_fmadd_ps(q1, x1, a1[r]);
       }
     }
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < NR; ++r) {
       const __m256 s = _mm256_set1_ps(rows[r].scale(g));
       t0[r] = _mm256_fmadd_ps(s, a0[r], t0[r]);
@@ -68,7 +68,7 @@ MB_AVX2 void affine_rows(const AffineRow* rows, int64_t cols, int gs, const floa
       b[r] = std::fma(rows[r].bias(g), xsum[g], b[r]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < NR; ++r) y[r] = hsum16(t0[r], t1[r]) + b[r];
 }
 
@@ -107,27 +107,27 @@ MB_AVX2 void float_rows(const std::byte* const* rows, int64_t cols, const float*
   static_assert(NR == 1 || NT == 1);
   constexpr int N = NR * NT;
   __m256 t0[N], t1[N];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < N; ++i) t0[i] = t1[i] = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 16 <= cols; c += 16) {
     if constexpr (NT == 1) {
       const __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int r = 0; r < NR; ++r) {
         t0[r] = _mm256_fmadd_ps(load8<T>(rows[r], c), x0, t0[r]);
         t1[r] = _mm256_fmadd_ps(load8<T>(rows[r], c + 8), x1, t1[r]);
       }
     } else {
       const __m256 w0 = load8<T>(rows[0], c), w1 = load8<T>(rows[0], c + 8);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int k = 0; k < NT; ++k) {
         t0[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + k * x_stride + c), t0[k]);
         t1[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + k * x_stride + c + 8), t1[k]);
       }
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < N; ++i) {
     alignas(32) float t[16];
     _mm256_store_ps(t, t0[i]);
@@ -150,9 +150,12 @@ MB_AVX2 void decode_float_t(const std::byte* const* rows, int n_rows, int64_t co
 MB_AVX2 void decode_float(const std::byte* const* rows, int n_rows, FloatType t, int64_t cols, const float* x,
                           float* y) {
   switch (t) {
-    case FloatType::kF32: return decode_float_t<FloatType::kF32>(rows, n_rows, cols, x, y);
-    case FloatType::kBF16: return decode_float_t<FloatType::kBF16>(rows, n_rows, cols, x, y);
-    case FloatType::kF16: return decode_float_t<FloatType::kF16>(rows, n_rows, cols, x, y);
+    case FloatType::kF32:
+      return decode_float_t<FloatType::kF32>(rows, n_rows, cols, x, y);
+    case FloatType::kBF16:
+      return decode_float_t<FloatType::kBF16>(rows, n_rows, cols, x, y);
+    case FloatType::kF16:
+      return decode_float_t<FloatType::kF16>(rows, n_rows, cols, x, y);
   }
 }
 
@@ -162,7 +165,7 @@ MB_AVX2 void tile_affine_n(const float* qf, const float* scales, const float* bi
                            int64_t y_stride) {
   __m256 t0[NT], t1[NT];
   float b[NT];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int k = 0; k < NT; ++k) {
     t0[k] = t1[k] = _mm256_setzero_ps();
     b[k] = 0;
@@ -170,25 +173,25 @@ MB_AVX2 void tile_affine_n(const float* qf, const float* scales, const float* bi
   const int64_t groups = cols / gs;
   for (int64_t g = 0; g < groups; ++g) {
     __m256 a0[NT], a1[NT];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int k = 0; k < NT; ++k) a0[k] = a1[k] = _mm256_setzero_ps();
     for (int64_t c = g * gs; c < (g + 1) * gs; c += 16) {
       const __m256 q0 = _mm256_loadu_ps(qf + c), q1 = _mm256_loadu_ps(qf + c + 8);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int k = 0; k < NT; ++k) {
         a0[k] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(xp + k * xp_stride + c), a0[k]);
         a1[k] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xp + k * xp_stride + c + 8), a1[k]);
       }
     }
     const __m256 s = _mm256_set1_ps(scales[g]);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int k = 0; k < NT; ++k) {
       t0[k] = _mm256_fmadd_ps(s, a0[k], t0[k]);
       t1[k] = _mm256_fmadd_ps(s, a1[k], t1[k]);
       b[k] = std::fma(biases[g], xsum[k * xsum_stride + g], b[k]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int k = 0; k < NT; ++k) y[k * y_stride] = hsum16(t0[k], t1[k]) + b[k];
 }
 
@@ -197,11 +200,11 @@ MB_AVX2 void tile_affine(const float* qf, const float* scales, const float* bias
                          float* y, int64_t y_stride) {
   int64_t k = 0;
   for (; k + 4 <= n_tok; k += 4)
-    tile_affine_n<4>(qf, scales, biases, cols, gs, xp + k * xp_stride, xp_stride, xsum + k * xsum_stride,
-                     xsum_stride, y + k * y_stride, y_stride);
+    tile_affine_n<4>(qf, scales, biases, cols, gs, xp + k * xp_stride, xp_stride, xsum + k * xsum_stride, xsum_stride,
+                     y + k * y_stride, y_stride);
   for (; k < n_tok; ++k)
-    tile_affine_n<1>(qf, scales, biases, cols, gs, xp + k * xp_stride, xp_stride, xsum + k * xsum_stride,
-                     xsum_stride, y + k * y_stride, y_stride);
+    tile_affine_n<1>(qf, scales, biases, cols, gs, xp + k * xp_stride, xp_stride, xsum + k * xsum_stride, xsum_stride,
+                     y + k * y_stride, y_stride);
 }
 
 MB_AVX2 void tile_float(const float* w, int64_t cols, const float* x, int64_t x_stride, int64_t n_tok, float* y,

@@ -16,7 +16,7 @@
 namespace mb::inference::detail {
 
 struct AffineRow {
-  const uint8_t* codes = nullptr;  // packed 4-bit (decode_q4) or one byte per code
+  const uint8_t* codes = nullptr;     // packed 4-bit (decode_q4) or one byte per code
   const std::byte* scales = nullptr;  // this row's groups, of type `dtype`
   const std::byte* biases = nullptr;
   FloatType dtype = FloatType::kBF16;
@@ -26,17 +26,16 @@ struct AffineRow {
 
 struct Kernels {
   // y[i] for rows[i], i < n_rows (1 or 2). xp: prepared x; xsum: group sums.
-  void (*decode_q4)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp,
-                    const float* xsum, float* y);
-  void (*decode_q8)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp,
-                    const float* xsum, float* y);
+  void (*decode_q4)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp, const float* xsum,
+                    float* y);
+  void (*decode_q8)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp, const float* xsum,
+                    float* y);
   // Float rows of type `t` (1 or 2 rows).
-  void (*decode_float)(const std::byte* const* rows, int n_rows, FloatType t, int64_t cols, const float* x,
-                       float* y);
+  void (*decode_float)(const std::byte* const* rows, int n_rows, FloatType t, int64_t cols, const float* x, float* y);
   // One unpacked affine row (codes as floats) against n_tok tokens.
-  void (*tile_affine)(const float* qf, const float* scales, const float* biases, int64_t cols, int gs,
-                      const float* xp, int64_t xp_stride, const float* xsum, int64_t xsum_stride, int64_t n_tok,
-                      float* y, int64_t y_stride);
+  void (*tile_affine)(const float* qf, const float* scales, const float* biases, int64_t cols, int gs, const float* xp,
+                      int64_t xp_stride, const float* xsum, int64_t xsum_stride, int64_t n_tok, float* y,
+                      int64_t y_stride);
   // One f32 row against n_tok tokens.
   void (*tile_float)(const float* w, int64_t cols, const float* x, int64_t x_stride, int64_t n_tok, float* y,
                      int64_t y_stride);

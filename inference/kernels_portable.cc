@@ -44,13 +44,11 @@ void affine_row_q8(const AffineRow& row, int64_t cols, int gs, const float* xp, 
   *y = reduce16(t) + b;
 }
 
-void decode_q4(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp, const float* xsum,
-               float* y) {
+void decode_q4(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp, const float* xsum, float* y) {
   for (int i = 0; i < n_rows; ++i) affine_row_q4(rows[i], cols, gs, xp, xsum, y + i);
 }
 
-void decode_q8(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp, const float* xsum,
-               float* y) {
+void decode_q8(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp, const float* xsum, float* y) {
   for (int i = 0; i < n_rows; ++i) affine_row_q8(rows[i], cols, gs, xp, xsum, y + i);
 }
 
@@ -81,8 +79,7 @@ void decode_float(const std::byte* const* rows, int n_rows, FloatType t, int64_t
 }
 
 void tile_affine(const float* qf, const float* scales, const float* biases, int64_t cols, int gs, const float* xp,
-                 int64_t xp_stride, const float* xsum, int64_t xsum_stride, int64_t n_tok, float* y,
-                 int64_t y_stride) {
+                 int64_t xp_stride, const float* xsum, int64_t xsum_stride, int64_t n_tok, float* y, int64_t y_stride) {
   const int64_t groups = cols / gs;
   for (int64_t tok = 0; tok < n_tok; ++tok) {
     const float* x = xp + tok * xp_stride;

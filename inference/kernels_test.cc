@@ -1,11 +1,11 @@
 #include "inference/kernels.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace mb::inference {
 namespace {
@@ -56,8 +56,7 @@ TEST(Kernels, PackerMatchesMlxTestVectors) {
   EXPECT_EQ(words(3), (std::vector<uint32_t>{0x88FAC688, 0xC688FAC6, 0xFAC688FA}));
   EXPECT_EQ(words(4), (std::vector<uint32_t>{0x76543210, 0xFEDCBA98, 0x76543210, 0xFEDCBA98}));
   EXPECT_EQ(words(5), (std::vector<uint32_t>{0x8A418820, 0xC5A92839, 0xCA307B9A, 0x38BDAB49, 0xFFBBCDEB}));
-  EXPECT_EQ(words(6),
-            (std::vector<uint32_t>{0x440C2040, 0xA2481C61, 0x3CE34C2C, 0x544D2450, 0xA6585D65, 0x7DE75C6D}));
+  EXPECT_EQ(words(6), (std::vector<uint32_t>{0x440C2040, 0xA2481C61, 0x3CE34C2C, 0x544D2450, 0xA6585D65, 0x7DE75C6D}));
 }
 
 TEST(Kernels, FloatConversions) {
@@ -74,7 +73,7 @@ TEST(Kernels, FloatConversions) {
 struct TestMatrix {
   WeightMatrix w;
   std::vector<uint8_t> data, scales, biases;
-  std::vector<float> dense;     // dequantized values (s*q + b in f32)
+  std::vector<float> dense;      // dequantized values (s*q + b in f32)
   std::vector<float> magnitude;  // per-element |contribution| scale for error bounds
 };
 
@@ -149,7 +148,7 @@ std::vector<float> random_x(int64_t n, std::mt19937& rng) {
 // Compares matmul with a float64 product of the dequantized values. Rounding
 // error of f32 sums in the 16-lane order is at most about (cols/16 + 6) * 2^-24
 // of the sum of absolute terms (< 2e-6 for cols <= 256); 1e-5 leaves margin.
-constexpr double k_rel_tol = 1e-5;
+constexpr double kRelTol = 1e-5;
 
 void check_against_reference(const TestMatrix& m, int64_t n_tok, ThreadPool& pool, std::mt19937& rng) {
   const int64_t rows = m.w.rows, cols = m.w.cols;
@@ -163,7 +162,7 @@ void check_against_reference(const TestMatrix& m, int64_t n_tok, ThreadPool& poo
         ref += static_cast<double>(m.dense[r * cols + c]) * x[t * cols + c];
         mag += std::fabs(static_cast<double>(m.magnitude[r * cols + c]) * x[t * cols + c]);
       }
-      ASSERT_NEAR(y[t * rows + r], ref, k_rel_tol * mag) << m.w.describe() << " row " << r << " token " << t;
+      ASSERT_NEAR(y[t * rows + r], ref, kRelTol * mag) << m.w.describe() << " row " << r << " token " << t;
     }
 }
 

@@ -1,8 +1,8 @@
 #include "inference/lora.h"
 
-#include <map>
-
 #include <fmt/format.h>
+
+#include <map>
 
 namespace mb::inference {
 
@@ -14,9 +14,9 @@ Status attach_adapter(Model& model, std::shared_ptr<const Adapter> adapter) {
   std::vector<Linear*> targets;
   for (const LoraModule& m : adapter->modules) {
     if (m.is_dora())
-      return Error{Errc::kUnsupported, source,
-                   fmt::format("module {} is DoRA; runtime adapters support plain LoRA only (fuse it instead)",
-                               m.module)};
+      return Error{
+          Errc::kUnsupported, source,
+          fmt::format("module {} is DoRA; runtime adapters support plain LoRA only (fuse it instead)", m.module)};
     auto it = by_name.find(m.module);
     if (it == by_name.end())
       return Error{m.module == "model.embed_tokens" ? Errc::kUnsupported : Errc::kInvalidInput, source,

@@ -1,9 +1,9 @@
 #include "inference/model.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
-
-#include <fmt/format.h>
 
 namespace mb::inference {
 
@@ -53,18 +53,18 @@ class Builder {
       if (!q) return bad(name, "packed (U32) weight but config.json does not quantize this module");
       if (!scales) return bad(module + ".scales", "missing scales of a quantized weight");
       const TensorData* biases = m_src.find(module + ".biases");
-      if (!biases) return bad(module + ".biases", "missing biases of a quantized weight (only affine mode is supported)");
+      if (!biases)
+        return bad(module + ".biases", "missing biases of a quantized weight (only affine mode is supported)");
       const int bits = q->bits, gs = q->group_size;
       if (bits < 2 || bits > 8 || bits == 7)
         return Error{Errc::kUnsupported, name, fmt::format("unsupported quantization bits {}", bits)};
       if (gs != 32 && gs != 64 && gs != 128)
         return Error{Errc::kUnsupported, name, fmt::format("unsupported quantization group size {}", gs)};
-      if (cols % gs != 0)
-        return bad(name, fmt::format("input size {} is not a multiple of group size {}", cols, gs));
+      if (cols % gs != 0) return bad(name, fmt::format("input size {} is not a multiple of group size {}", cols, gs));
       const std::vector<int64_t> want_w = {rows, cols * bits / 32}, want_s = {rows, cols / gs};
       if (t->shape != want_w)
-        return bad(name, fmt::format("shape {} does not match {}-bit [{}, {}] (expected {})", shape_str(t->shape),
-                                     bits, rows, cols, shape_str(want_w)));
+        return bad(name, fmt::format("shape {} does not match {}-bit [{}, {}] (expected {})", shape_str(t->shape), bits,
+                                     rows, cols, shape_str(want_w)));
       auto ft = float_type(scales->dtype);
       if (!ft) return bad(module + ".scales", fmt::format("unsupported scales dtype {}", scales->dtype));
       if (scales->shape != want_s || biases->shape != want_s || biases->dtype != scales->dtype)

@@ -1,9 +1,8 @@
 #include "inference/model_config.h"
 
 #include <cmath>
-#include <numbers>
-
 #include <nlohmann/json.hpp>
+#include <numbers>
 
 namespace mb::inference {
 
@@ -11,9 +10,12 @@ using nlohmann::json;
 
 const char* architecture_name(Architecture a) {
   switch (a) {
-    case Architecture::kQwen2: return "qwen2";
-    case Architecture::kLlama: return "llama";
-    case Architecture::kQwen3: return "qwen3";
+    case Architecture::kQwen2:
+      return "qwen2";
+    case Architecture::kLlama:
+      return "llama";
+    case Architecture::kQwen3:
+      return "qwen3";
   }
   return "?";
 }
@@ -136,8 +138,8 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, const std::st
   c.vocab_size = static_cast<int>(v);
   MB_ASSIGN(c.max_position_embeddings, get_int(j, "max_position_embeddings", where, 32768));
   if (c.hidden_size % c.num_heads != 0 && !j.contains("head_dim"))
-    return bad(where, fmt::format("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size,
-                                  c.num_heads));
+    return bad(where,
+               fmt::format("hidden_size {} is not a multiple of num_attention_heads {}", c.hidden_size, c.num_heads));
   MB_ASSIGN(v, get_int(j, "head_dim", where, c.hidden_size / c.num_heads));
   c.head_dim = static_cast<int>(v);
   if (c.head_dim % 2 != 0) return bad(where, fmt::format("head_dim {} must be even", c.head_dim));

@@ -18,9 +18,9 @@ struct RopeConfig {
   enum class Type { kDefault, kLinear, kLlama3 };
   Type type = Type::kDefault;
   double theta = 10000.0;
-  double factor = 1.0;             // kLinear, kLlama3
-  double low_freq_factor = 1.0;    // kLlama3
-  double high_freq_factor = 4.0;   // kLlama3
+  double factor = 1.0;                   // kLinear, kLlama3
+  double low_freq_factor = 1.0;          // kLlama3
+  double high_freq_factor = 4.0;         // kLlama3
   double original_max_positions = 8192;  // kLlama3
 };
 
@@ -38,10 +38,10 @@ struct ModelConfig {
   float rms_norm_eps = 1e-6f;
   RopeConfig rope;
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;  // Qwen2: always; Llama/Qwen3: attention_bias
-  bool o_bias = false;    // Llama/Qwen3 attention_bias
-  bool mlp_bias = false;  // Llama mlp_bias
-  bool qk_norm = false;   // Qwen3
+  bool qkv_bias = false;               // Qwen2: always; Llama/Qwen3: attention_bias
+  bool o_bias = false;                 // Llama/Qwen3 attention_bias
+  bool mlp_bias = false;               // Llama mlp_bias
+  bool qk_norm = false;                // Qwen3
   std::vector<int32_t> eos_token_ids;  // config.json eos_token_id, if any
 };
 

@@ -1,8 +1,8 @@
 #include "inference/model_config.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace mb::inference {
@@ -113,8 +113,11 @@ TEST(ModelConfig, Llama3RopeScaling) {
   json j = qwen25();
   j["architectures"] = {"LlamaForCausalLM"};
   j["rope_theta"] = 500000.0;
-  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
   auto c = parse(j);
   ASSERT_TRUE(c.ok()) << c.error().to_string();
   ASSERT_EQ(c->rope.type, RopeConfig::Type::kLlama3);

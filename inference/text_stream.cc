@@ -5,7 +5,7 @@
 namespace mb::inference {
 
 namespace {
-constexpr std::string_view k_replacement = "\xEF\xBF\xBD";  // U+FFFD
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 }
 
 size_t complete_utf8_prefix(std::string_view s) {
@@ -19,9 +19,12 @@ size_t complete_utf8_prefix(std::string_view s) {
   if (i == 0) return s.size();
   const unsigned char lead = static_cast<unsigned char>(s[i - 1]);
   int need = 0;
-  if (lead >= 0xF0 && lead < 0xF8) need = 3;
-  else if (lead >= 0xE0) need = 2;
-  else if (lead >= 0xC0) need = 1;
+  if (lead >= 0xF0 && lead < 0xF8)
+    need = 3;
+  else if (lead >= 0xE0)
+    need = 2;
+  else if (lead >= 0xC0)
+    need = 1;
   if (lead >= 0xF8) need = 0;
   return cont < need ? i - 1 : s.size();
 }
@@ -58,7 +61,7 @@ bool TextStream::update(std::string_view full_text) {
   }
   size_t safe = m_text.size() > m_holdback ? m_text.size() - m_holdback : 0;
   std::string_view head = std::string_view(m_text).substr(0, safe);
-  if (head.ends_with(k_replacement)) head.remove_suffix(k_replacement.size());
+  if (head.ends_with(kReplacement)) head.remove_suffix(kReplacement.size());
   emit_up_to(complete_utf8_prefix(head));
   return false;
 }

@@ -15,7 +15,7 @@ namespace {
 // How long an idle worker spins before it sleeps: long enough to bridge the
 // gap between two matmuls of one decode step, short enough not to burn a core
 // between requests.
-constexpr int k_spin_iterations = 20000;
+constexpr int kSpinIterations = 20000;
 
 // A pause, and now and then a yield so that a spinning thread does not hold
 // a core that a descheduled worker needs (more threads than cores).
@@ -71,7 +71,7 @@ void ThreadPool::worker_main() {
   uint32_t seen = 0;
   for (;;) {
     uint32_t gen = m_generation.load(std::memory_order_acquire);
-    for (int i = 1; gen == seen && i < k_spin_iterations; ++i) {
+    for (int i = 1; gen == seen && i < kSpinIterations; ++i) {
       relax(i);
       gen = m_generation.load(std::memory_order_acquire);
     }

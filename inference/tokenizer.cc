@@ -18,14 +18,14 @@ void RegexDeleter::operator()(pcre2_real_code_8* code) const { pcre2_code_free(c
 Result<Regex> compile_split_regex(std::string_view pattern, std::string_view where) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error_code, &error_offset,
-                                   nullptr);
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));
-    return make_error(Errc::kInvalidInput, std::string(where), "regex does not compile at offset {}: {}",
-                      error_offset, reinterpret_cast<const char*>(message));
+    return make_error(Errc::kInvalidInput, std::string(where), "regex does not compile at offset {}: {}", error_offset,
+                      reinterpret_cast<const char*>(message));
   }
   // JIT is an optimization only: the interpreter gives the same matches.
   (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
@@ -227,7 +227,7 @@ Status Tokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) c
     out.push_back(byte_ids[static_cast<uint8_t>(piece[0])]);
     return Status();
   }
-  bool cacheable = piece.size() <= k_cache_max_word;
+  bool cacheable = piece.size() <= kCacheMaxWord;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex);
     auto it = cache.find(piece);
@@ -240,7 +240,7 @@ Status Tokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) c
   MB_TRY(bpe_uncached(piece, out));
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex);
-    if (cache.size() >= k_cache_entries) cache.clear();
+    if (cache.size() >= kCacheEntries) cache.clear();
     cache.emplace(std::string(piece), std::vector<int32_t>(out.begin() + static_cast<ptrdiff_t>(first), out.end()));
   }
   return Status();
@@ -262,8 +262,8 @@ Status Tokenizer::Impl::bpe_uncached(std::string_view piece, std::vector<int32_t
     int32_t id = byte_ids[b];
     if (id < 0) {
       if (unk_id < 0) {
-        return make_error(Errc::kInvalidInput, "",
-                          "the tokenizer has no token for byte 0x{:02X} and no unk_token", static_cast<int>(b));
+        return make_error(Errc::kInvalidInput, "", "the tokenizer has no token for byte 0x{:02X} and no unk_token",
+                          static_cast<int>(b));
       }
       if (fuse_unk && !ids.empty() && ids.back() == unk_id) continue;
       id = unk_id;
@@ -343,15 +343,15 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
   std::string bytes;
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab_size()) continue;
-    if (skip_special && (m_impl->id_flags[id] & Impl::k_special)) continue;
+    if (skip_special && (m_impl->id_flags[id] & Impl::kSpecial)) continue;
     bytes += m_impl->id_bytes[id];
   }
   return utf8_lossy(bytes);
 }
 
 const std::string& Tokenizer::token_bytes(int32_t id) const {
-  static const std::string k_empty;
-  return id >= 0 && id < vocab_size() ? m_impl->id_bytes[id] : k_empty;
+  static const std::string kEmpty;
+  return id >= 0 && id < vocab_size() ? m_impl->id_bytes[id] : kEmpty;
 }
 
 std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
@@ -361,16 +361,16 @@ std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
 }
 
 const std::string& Tokenizer::id_to_token(int32_t id) const {
-  static const std::string k_empty;
-  return id >= 0 && id < vocab_size() ? m_impl->id_to_token[id] : k_empty;
+  static const std::string kEmpty;
+  return id >= 0 && id < vocab_size() ? m_impl->id_to_token[id] : kEmpty;
 }
 
 bool Tokenizer::is_added(int32_t id) const {
-  return id >= 0 && id < vocab_size() && (m_impl->id_flags[id] & Impl::k_added);
+  return id >= 0 && id < vocab_size() && (m_impl->id_flags[id] & Impl::kAdded);
 }
 
 bool Tokenizer::is_special(int32_t id) const {
-  return id >= 0 && id < vocab_size() && (m_impl->id_flags[id] & Impl::k_special);
+  return id >= 0 && id < vocab_size() && (m_impl->id_flags[id] & Impl::kSpecial);
 }
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(m_impl->id_to_token.size()); }

@@ -1,8 +1,7 @@
 // tokenizer_config.json, config.json and generation_config.json: which
 // tokens begin and end a sequence. docs: gguf-peft-qwen2.md §2.10, §4.4, §5.4.
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "inference/tokenizer.h"
 
@@ -33,7 +32,8 @@ Result<std::optional<std::string>> token_text(const Json& root, const char* key,
     auto content = it->find("content");
     if (content != it->end() && content->is_string()) return std::optional<std::string>(content->get<std::string>());
   }
-  return make_error(Errc::kInvalidInput, std::string(where), "{}: expected a string, {{\"content\": ...}} or null", key);
+  return make_error(Errc::kInvalidInput, std::string(where), "{}: expected a string, {{\"content\": ...}} or null",
+                    key);
 }
 
 // Reads an optional file; an absent one is std::nullopt, not an error.
@@ -53,7 +53,8 @@ Result<TokenizerConfig> parse_tokenizer_config(const Tokenizer& tokenizer, std::
   MB_ASSIGN(Json root, parse_object(json_text, where));
   TokenizerConfig config;
   if (auto it = root.find("add_bos_token"); it != root.end() && !it->is_null()) {
-    if (!it->is_boolean()) return make_error(Errc::kInvalidInput, std::string(where), "add_bos_token: expected a boolean");
+    if (!it->is_boolean())
+      return make_error(Errc::kInvalidInput, std::string(where), "add_bos_token: expected a boolean");
     config.add_bos_token = it->get<bool>();
   }
   struct Slot {

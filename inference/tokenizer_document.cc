@@ -137,9 +137,8 @@ class DocumentSax : public nlohmann::json_sax<Json> {
 
   void vocab_value(const Json& v) {
     if (v.is_number_integer()) {
-      int64_t id = v.is_number_unsigned()
-                       ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX))
-                       : v.get<int64_t>();
+      int64_t id = v.is_number_unsigned() ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX))
+                                          : v.get<int64_t>();
       m_doc.vocab.emplace_back(m_vocab_key, id);
     } else if (m_doc.vocab_error.empty()) {
       m_doc.vocab_error = fmt::format("model.vocab[\"{}\"]: expected a token id, got {}", m_vocab_key, v.type_name());

@@ -7,12 +7,11 @@
 // 0.7 s of 1.1 s), while the rest of the file is a few kilobytes. Internal to
 // the tokenizer (tokenizer_load.cc).
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 

@@ -2,8 +2,8 @@
 // Internals of Tokenizer shared by tokenizer.cc (encode/decode) and
 // tokenizer_load.cc (tokenizer.json parsing). Not part of the public API.
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -73,10 +73,10 @@ struct Tokenizer::Impl {
   // What each id decodes to, before UTF-8 repair.
   std::vector<std::string> id_bytes;
   std::vector<uint8_t> id_flags;  // kAdded | kSpecial
-  static constexpr uint8_t k_added = 1;
-  static constexpr uint8_t k_special = 2;
+  static constexpr uint8_t kAdded = 1;
+  static constexpr uint8_t kSpecial = 2;
 
-  StringIdMap vocab;  // model.vocab
+  StringIdMap vocab;                               // model.vocab
   std::unordered_map<uint64_t, MergeRule> merges;  // (left id, right id) -> rule
   std::array<int32_t, 256> byte_ids{};             // token of each single byte, -1 if none
   int32_t unk_id = -1;
@@ -94,8 +94,8 @@ struct Tokenizer::Impl {
   std::vector<Regex> split_regexes;
 
   // Encoded words, keyed by their raw bytes. Bounded: cleared when full.
-  static constexpr size_t k_cache_entries = 1 << 15;
-  static constexpr size_t k_cache_max_word = 64;
+  static constexpr size_t kCacheEntries = 1 << 15;
+  static constexpr size_t kCacheMaxWord = 64;
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int32_t>, StringViewHash, std::equal_to<>> cache;
 

@@ -8,7 +8,6 @@
 // cleanly.
 #include <algorithm>
 #include <cctype>
-
 #include <nlohmann/json.hpp>
 
 #include "inference/tokenizer.h"
@@ -24,10 +23,10 @@ namespace {
 
 // Largest token id accepted: well above every real vocabulary (~260k), low
 // enough that a hostile id cannot make us allocate gigabytes.
-constexpr int64_t k_max_token_id = (int64_t{1} << 21) - 1;
+constexpr int64_t kMaxTokenId = (int64_t{1} << 21) - 1;
 
 // GPT-2's pre-tokenizer regex, used by ByteLevel when use_regex is true.
-constexpr std::string_view k_gpt2_pattern =
+constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 const Json* member(const Json& object, const char* key) {
@@ -84,7 +83,7 @@ class TokenizerLoader {
     if (!v.is_number_integer()) return bad(path, "expected a token id, got {}", type_name(v));
     int64_t id = v.is_number_unsigned() ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX))
                                         : v.get<int64_t>();
-    if (id < 0 || id > k_max_token_id) return bad(path, "token id {} out of range 0..{}", id, k_max_token_id);
+    if (id < 0 || id > kMaxTokenId) return bad(path, "token id {} out of range 0..{}", id, kMaxTokenId);
     return static_cast<int32_t>(id);
   }
 
@@ -104,7 +103,8 @@ class TokenizerLoader {
       }
     }
     MB_ASSIGN(bool byte_fallback, flag(m, "byte_fallback", "model", false));
-    if (byte_fallback) return unsupported("model.byte_fallback", "byte_fallback BPE (SentencePiece style) is not supported");
+    if (byte_fallback)
+      return unsupported("model.byte_fallback", "byte_fallback BPE (SentencePiece style) is not supported");
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
       const Json* v = member(m, key);
       if (v != nullptr && !v->is_null() && !(v->is_string() && v->get<std::string>().empty())) {
@@ -124,8 +124,8 @@ class TokenizerLoader {
     m_impl->vocab.reserve(m_doc.vocab.size());
     std::vector<bool> used;
     for (const auto& [token, id64] : m_doc.vocab) {
-      if (id64 < 0 || id64 > k_max_token_id) {
-        return bad(fmt::format("model.vocab[\"{}\"]", token), "token id {} out of range 0..{}", id64, k_max_token_id);
+      if (id64 < 0 || id64 > kMaxTokenId) {
+        return bad(fmt::format("model.vocab[\"{}\"]", token), "token id {} out of range 0..{}", id64, kMaxTokenId);
       }
       auto id = static_cast<int32_t>(id64);
       if (static_cast<size_t>(id) >= used.size()) used.resize(static_cast<size_t>(id) + 1, false);
@@ -142,7 +142,8 @@ class TokenizerLoader {
     if (const Json* unk = member(m, "unk_token"); unk != nullptr && !unk->is_null()) {
       if (!unk->is_string()) return bad("model.unk_token", "expected a string or null");
       auto it = m_impl->vocab.find(unk->get<std::string>());
-      if (it == m_impl->vocab.end()) return bad("model.unk_token", "token \"{}\" not in vocab", unk->get<std::string>());
+      if (it == m_impl->vocab.end())
+        return bad("model.unk_token", "token \"{}\" not in vocab", unk->get<std::string>());
       m_impl->unk_id = it->second;
     }
     return load_merges(m);
@@ -215,8 +216,8 @@ class TokenizerLoader {
       MB_ASSIGN(t.rstrip, flag(e, "rstrip", key, false));
       MB_ASSIGN(bool single_word, flag(e, "single_word", key, false));
       if (single_word) {
-        return unsupported(key + ".single_word", "added token \"{}\" needs word-boundary matching, which is not implemented",
-                           t.content);
+        return unsupported(key + ".single_word",
+                           "added token \"{}\" needs word-boundary matching, which is not implemented", t.content);
       }
       if (m_impl->added_by_content.count(t.content)) return bad(key + ".content", "\"{}\" is added twice", t.content);
       m_impl->added_by_content.emplace(t.content, t.id);
@@ -238,7 +239,8 @@ class TokenizerLoader {
     if (type != nullptr && type->is_string() && type->get<std::string>() == "Sequence") {
       const Json* list = member(*n, "normalizers");
       if (list == nullptr || !list->is_array()) return bad("normalizer.normalizers", "expected an array");
-      for (size_t i = 0; i < list->size(); ++i) steps.emplace_back(&(*list)[i], fmt::format("normalizer.normalizers[{}]", i));
+      for (size_t i = 0; i < list->size(); ++i)
+        steps.emplace_back(&(*list)[i], fmt::format("normalizer.normalizers[{}]", i));
     } else {
       steps.emplace_back(n, "normalizer");
     }
@@ -282,7 +284,7 @@ class TokenizerLoader {
         if (prefix_space) return unsupported(key + ".add_prefix_space", "add_prefix_space: true is not supported");
         MB_ASSIGN(bool use_regex, flag(*step, "use_regex", key, true));
         if (use_regex) {
-          MB_ASSIGN(Regex r, compile_split_regex(k_gpt2_pattern, m_where));
+          MB_ASSIGN(Regex r, compile_split_regex(kGpt2Pattern, m_where));
           m_impl->split_regexes.push_back(std::move(r));
         }
         byte_level = true;
@@ -349,7 +351,7 @@ class TokenizerLoader {
     // when they share an id with a vocabulary entry.
     for (const AddedToken& a : t.added) {
       t.id_bytes[a.id] = a.content;
-      t.id_flags[a.id] = Tokenizer::Impl::k_added | (a.special ? Tokenizer::Impl::k_special : 0);
+      t.id_flags[a.id] = Tokenizer::Impl::kAdded | (a.special ? Tokenizer::Impl::kSpecial : 0);
     }
   }
 

@@ -85,18 +85,24 @@ TEST(TokenizerLoadTest, UnsupportedFeaturesAreNamed) {
       {[](OJson& d) { d["added_tokens"][4]["single_word"] = true; },
        "m/tokenizer.json: added_tokens[4].single_word: added token \"<tool_call>\" needs word-boundary matching, "
        "which is not implemented"},
-      {[](OJson& d) { d["normalizer"] = {{"type", "Lowercase"}}; },
+      {[](OJson& d) {
+         d["normalizer"] = {{"type", "Lowercase"}};
+       },
        "m/tokenizer.json: normalizer.type: normalizer \"Lowercase\" is not supported (only NFC)"},
       {[](OJson& d) { d["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed"; },
        "m/tokenizer.json: pre_tokenizer.pretokenizers[0].behavior: only \"Isolated\" is supported"},
       {[](OJson& d) { d["pre_tokenizer"]["pretokenizers"][1]["add_prefix_space"] = true; },
        "m/tokenizer.json: pre_tokenizer.pretokenizers[1].add_prefix_space: add_prefix_space: true is not supported"},
-      {[](OJson& d) { d["pre_tokenizer"] = {{"type", "Metaspace"}}; },
+      {[](OJson& d) {
+         d["pre_tokenizer"] = {{"type", "Metaspace"}};
+       },
        "m/tokenizer.json: pre_tokenizer.type: pre-tokenizer \"Metaspace\" is not supported (only Split and "
        "ByteLevel)"},
       {[](OJson& d) { d["pre_tokenizer"]["pretokenizers"].erase(1); },
        "m/tokenizer.json: pre_tokenizer: has no ByteLevel step; only byte-level BPE is supported"},
-      {[](OJson& d) { d["decoder"] = {{"type", "Metaspace"}}; },
+      {[](OJson& d) {
+         d["decoder"] = {{"type", "Metaspace"}};
+       },
        "m/tokenizer.json: decoder.type: only the ByteLevel decoder is supported"},
   };
   for (const Case& c : cases) {
@@ -192,7 +198,8 @@ TEST_F(TokenizerConfigTest, TokensAsStringsObjectsOrNull) {
 }
 
 TEST_F(TokenizerConfigTest, NamedTemplateListAndUnknownTokens) {
-  Result<TokenizerConfig> c = parse_tokenizer_config(m_tok, R"({"bos_token": "<s>", "eos_token": {"content": "<|im_end|>"},
+  Result<TokenizerConfig> c =
+      parse_tokenizer_config(m_tok, R"({"bos_token": "<s>", "eos_token": {"content": "<|im_end|>"},
     "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]})");
   ASSERT_TRUE(c.ok()) << c.error().to_string();
   EXPECT_EQ(c->bos, std::nullopt);  // unknown bos: left unset

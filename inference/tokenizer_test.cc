@@ -107,9 +107,9 @@ TEST_F(TokenizerTest, TextAroundAddedTokens) {
 }
 
 TEST_F(TokenizerTest, LstripAndRstripSwallowWhitespace) {
-  EXPECT_EQ(encode("a  <mask>b"), (Ids{'a', 306, 'b'}));  // <mask> has lstrip
+  EXPECT_EQ(encode("a  <mask>b"), (Ids{'a', 306, 'b'}));   // <mask> has lstrip
   EXPECT_EQ(encode("a<sep> \t b"), (Ids{'a', 307, 'b'}));  // <sep> has rstrip
-  EXPECT_EQ(encode("a <sep>"), (Ids{'a', ' ', 307}));     // ...but not lstrip
+  EXPECT_EQ(encode("a <sep>"), (Ids{'a', ' ', 307}));      // ...but not lstrip
 }
 
 TEST_F(TokenizerTest, EncodeOrdinaryTreatsAddedTokensAsText) {
@@ -123,7 +123,9 @@ TEST_F(TokenizerTest, InvalidUtf8BytesAreEncodedRaw) {
   EXPECT_EQ(encode("a\xff\xfe b"), (Ids{'a', 0xFF, 0xFE, ' ', 'b'}));
   EXPECT_EQ(encode("\xE2\x82"), (Ids{0xE2, 0x82}));  // a truncated "€"
   EXPECT_EQ(m_tok.decode(Ids{0xFF}), "\xEF\xBF\xBD");
-  EXPECT_EQ(m_tok.decode(Ids{'a', 0xFF, 0xFE, 'b'}), "a\xEF\xBF\xBD\xEF\xBF\xBD" "b");
+  EXPECT_EQ(m_tok.decode(Ids{'a', 0xFF, 0xFE, 'b'}),
+            "a\xEF\xBF\xBD\xEF\xBF\xBD"
+            "b");
   // A truncated sequence is one maximal subpart: one U+FFFD.
   EXPECT_EQ(m_tok.decode(Ids{0xE2, 0x82, 'x'}), "\xEF\xBF\xBDx");
   EXPECT_EQ(m_tok.decode(Ids{0xE2, 0x82, 0xAC}), "\xE2\x82\xAC");
@@ -148,9 +150,10 @@ TEST_F(TokenizerTest, RoundTrips) {
            "Hello, World! It's 2024-06-01 12:34:56.",
            "  leading and trailing  ",
            "tabs\tand\r\nwindows\r\n\r\nlines\n\n\n\nend",
-           "\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C",              // 你好，世界
+           "\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C",               // 你好，世界
            "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82 \xD0\xBC\xD0\xB8\xD1\x80",  // Привет мир
-           "caf\xC3\xA9 na\xC3\xAFve \xC3\xBC" "ber",
+           "caf\xC3\xA9 na\xC3\xAFve \xC3\xBC"
+           "ber",
            "emoji \xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD done",
            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>",
            "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call>",

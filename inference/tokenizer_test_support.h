@@ -3,20 +3,19 @@
 //
 // Ids 0..255 are the single bytes: id b is the byte-level character of byte
 // b (so " " is id 32, "Ġ" in vocabulary form). Merged tokens start at 256
-// and are listed in k_test_merges, in rank order, with their ids. Added
+// and are listed in kTestMerges, in rank order, with their ids. Added
 // tokens are 300..307. The byte-level characters are computed here straight
 // from the rule in gguf-peft-qwen2.md §4.2, independently of
 // tokenizer_unicode.cc.
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace mb::inference::test {
 
 // Qwen2's split regex, as in tokenizer.json before JSON escaping (§4.3).
-inline constexpr const char* k_qwen2_pattern =
+inline constexpr const char* kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 inline std::string utf8(char32_t cp) {
@@ -53,20 +52,18 @@ struct TestMerge {
 // Rank = position. "b c" outranks "a b", so "abc" is a + bc although a
 // left-to-right greedy merge would give ab + c. "Ġ h" exists but ranks after
 // "h e", so " he..." never uses it.
-inline const std::vector<TestMerge> k_test_merges = {
-    {"Ġ", "w", 256},   {"o", "r", 257},   {"l", "d", 258},   {"Ġw", "or", 259}, {"Ġwor", "ld", 260},
-    {"h", "e", 261},   {"l", "l", 262},   {"he", "ll", 263}, {"hell", "o", 264}, {"b", "c", 265},
-    {"a", "b", 266},   {"a", "a", 267},   {"Ċ", "Ċ", 268},   {"Ġ", "Ġ", 269},   {"'", "s", 270},
-    {"3", "3", 271},   {"Ġ", "h", 272},
+inline const std::vector<TestMerge> kTestMerges = {
+    {"Ġ", "w", 256}, {"o", "r", 257},   {"l", "d", 258},    {"Ġw", "or", 259}, {"Ġwor", "ld", 260}, {"h", "e", 261},
+    {"l", "l", 262}, {"he", "ll", 263}, {"hell", "o", 264}, {"b", "c", 265},   {"a", "b", 266},     {"a", "a", 267},
+    {"Ċ", "Ċ", 268}, {"Ġ", "Ġ", 269},   {"'", "s", 270},    {"3", "3", 271},   {"Ġ", "h", 272},
 };
 
 enum class MergeForm { kLegacyStrings, kPairs };
 
 inline nlohmann::ordered_json test_added_tokens() {
   auto token = [](int id, const char* content, bool special, bool lstrip = false, bool rstrip = false) {
-    return nlohmann::ordered_json{{"id", id},         {"content", content}, {"single_word", false},
-                                  {"lstrip", lstrip}, {"rstrip", rstrip},   {"normalized", false},
-                                  {"special", special}};
+    return nlohmann::ordered_json{{"id", id},         {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+                                  {"rstrip", rstrip}, {"normalized", false}, {"special", special}};
   };
   return nlohmann::ordered_json::array({
       token(300, "<|endoftext|>", true),
@@ -81,11 +78,12 @@ inline nlohmann::ordered_json test_added_tokens() {
 }
 
 inline nlohmann::ordered_json qwen2_pre_tokenizer() {
-  return {{"type", "Sequence"},
-          {"pretokenizers",
-           nlohmann::ordered_json::array(
-               {{{"type", "Split"}, {"pattern", {{"Regex", k_qwen2_pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
-                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}})}};
+  return {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       nlohmann::ordered_json::array(
+           {{{"type", "Split"}, {"pattern", {{"Regex", kQwen2Pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}})}};
 }
 
 inline nlohmann::ordered_json gpt2_pre_tokenizer() {
@@ -98,7 +96,7 @@ inline nlohmann::ordered_json test_tokenizer_doc(MergeForm form = MergeForm::kPa
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
   for (int b = 0; b < 256; ++b) vocab[byte_char(b)] = b;
   nlohmann::ordered_json merges = nlohmann::ordered_json::array();
-  for (const TestMerge& m : k_test_merges) {
+  for (const TestMerge& m : kTestMerges) {
     vocab[std::string(m.left) + m.right] = m.id;
     if (form == MergeForm::kPairs) {
       merges.push_back({m.left, m.right});

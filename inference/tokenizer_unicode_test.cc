@@ -52,11 +52,11 @@ TEST(TokenizerUnicodeTest, LossyDecodingReplacesMaximalSubparts) {
   const std::string fffd = "\xEF\xBF\xBD";
   EXPECT_EQ(utf8_lossy("plain"), "plain");
   EXPECT_EQ(utf8_lossy("\xF0\x9F\x98\x80"), "\xF0\x9F\x98\x80");
-  EXPECT_EQ(utf8_lossy("\xF0\x9F\x98"), fffd);            // truncated: one subpart
-  EXPECT_EQ(utf8_lossy("\xFF\xFE"), fffd + fffd);          // never valid: one each
-  EXPECT_EQ(utf8_lossy("\xE0\x80"), fffd + fffd);          // E0 needs A0..BF next
-  EXPECT_EQ(utf8_lossy("\xED\xA0\x80"), fffd + fffd + fffd);  // a surrogate
-  EXPECT_EQ(utf8_lossy("\xC0\xAF"), fffd + fffd);          // overlong
+  EXPECT_EQ(utf8_lossy("\xF0\x9F\x98"), fffd);                           // truncated: one subpart
+  EXPECT_EQ(utf8_lossy("\xFF\xFE"), fffd + fffd);                        // never valid: one each
+  EXPECT_EQ(utf8_lossy("\xE0\x80"), fffd + fffd);                        // E0 needs A0..BF next
+  EXPECT_EQ(utf8_lossy("\xED\xA0\x80"), fffd + fffd + fffd);             // a surrogate
+  EXPECT_EQ(utf8_lossy("\xC0\xAF"), fffd + fffd);                        // overlong
   EXPECT_EQ(utf8_lossy("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // > U+10FFFF
   EXPECT_EQ(utf8_lossy("a\xE2\x82z"), "a" + fffd + "z");
 }
@@ -92,7 +92,9 @@ TEST(TokenizerUnicodeTest, Nfc) {
   // Hangul jamo compose to a syllable: U+1100 U+1161 -> U+AC00.
   EXPECT_EQ(nfc_normalize("\xE1\x84\x80\xE1\x85\xA1"), "\xEA\xB0\x80");
   // Invalid bytes are kept; the valid runs around them are normalized.
-  EXPECT_EQ(nfc_normalize("e\xCC\x81\xFF" "e\xCC\x81"), "\xC3\xA9\xFF\xC3\xA9");
+  EXPECT_EQ(nfc_normalize("e\xCC\x81\xFF"
+                          "e\xCC\x81"),
+            "\xC3\xA9\xFF\xC3\xA9");
 }
 
 }  // namespace

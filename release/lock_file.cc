@@ -13,7 +13,7 @@ std::string lock_file_text(const nlohmann::json& lock) { return lock.dump(2) + "
 
 Result<bool> update_lock_file(FileSystem& fs, const fs::path& path, const nlohmann::json& records,
                               const std::vector<std::string>& recipe_targets) {
-  nlohmann::json lock = {{"format", k_lock_format}, {"targets", nlohmann::json::object()}};
+  nlohmann::json lock = {{"format", kLockFormat}, {"targets", nlohmann::json::object()}};
   std::string old_text;
   if (auto old = fs.read_file(path); old.ok()) {
     old_text = *old;
@@ -22,10 +22,10 @@ Result<bool> update_lock_file(FileSystem& fs, const fs::path& path, const nlohma
         !parsed["format"].is_number_integer() || !parsed.contains("targets") || !parsed["targets"].is_object())
       return make_error(Errc::kCorrupt, path.string(),
                         "not a valid lock file (fix or delete it; it is rebuilt from the next build)");
-    if (parsed["format"].get<int>() > k_lock_format)
+    if (parsed["format"].get<int>() > kLockFormat)
       return make_error(Errc::kUnsupported, path.string(),
                         "lock file format {} is newer than this modelbuild understands ({})",
-                        parsed["format"].get<int>(), k_lock_format);
+                        parsed["format"].get<int>(), kLockFormat);
     lock["targets"] = parsed["targets"];
   } else if (old.error().code != Errc::kNotFound) {
     return old.error();

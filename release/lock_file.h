@@ -23,7 +23,7 @@
 
 namespace mb {
 
-inline constexpr int k_lock_format = 1;
+inline constexpr int kLockFormat = 1;
 
 fs::path lock_file_path(const fs::path& recipe_dir);
 

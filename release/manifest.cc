@@ -13,15 +13,15 @@ Result<nlohmann::json> parse_manifest(std::string_view text, const std::string& 
   if (!j.contains("format_version") || !j["format_version"].is_number_integer())
     return make_error(Errc::kCorrupt, where, "no integer 'format_version': not a modelbuild manifest");
   int version = j["format_version"].get<int>();
-  if (version > k_manifest_format)
+  if (version > kManifestFormat)
     return make_error(Errc::kUnsupported, where,
                       "manifest format_version {} is newer than this modelbuild understands ({}); upgrade modelbuild",
-                      version, k_manifest_format);
+                      version, kManifestFormat);
   if (version < 1) return make_error(Errc::kCorrupt, where, "invalid format_version {}", version);
   if (!j.contains("files") || !j["files"].is_object())
     return make_error(Errc::kCorrupt, where, "no 'files' object: the manifest is corrupt");
   for (const auto& [path, f] : j["files"].items()) {
-    if (!is_valid_relative_path(path) || path == k_manifest_name || path == k_signature_name)
+    if (!is_valid_relative_path(path) || path == kManifestName || path == kSignatureName)
       return make_error(Errc::kCorrupt, where, "invalid file path '{}' in 'files'", path);
     if (!f.is_object() || !f.contains("digest") || !f["digest"].is_string() || !f.contains("size") ||
         !f["size"].is_number_unsigned())

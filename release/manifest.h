@@ -23,9 +23,9 @@
 
 namespace mb {
 
-inline constexpr int k_manifest_format = 1;
-inline constexpr std::string_view k_manifest_name = "manifest.json";
-inline constexpr std::string_view k_signature_name = "manifest.sig";
+inline constexpr int kManifestFormat = 1;
+inline constexpr std::string_view kManifestName = "manifest.json";
+inline constexpr std::string_view kSignatureName = "manifest.sig";
 
 std::string manifest_text(const nlohmann::json& manifest);
 

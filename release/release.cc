@@ -80,7 +80,7 @@ Result<ReleaseSummary> release_target(FileSystem& fs, Reporter& reporter, const 
   MB_ASSIGN(ArtifactFiles artifact, artifact_files(builder, recipe, plan, report, target, git));
   MB_ASSIGN(std::string recipe_bytes, fs.read_file(recipe.file));
   nlohmann::json m = {
-      {"format_version", k_manifest_format},
+      {"format_version", kManifestFormat},
       {"tool", {{"name", "modelbuild"}, {"version", MODELBUILD_VERSION}}},
       {"target", target},
       {"recipe",
@@ -111,10 +111,10 @@ Result<ReleaseSummary> release_target(FileSystem& fs, Reporter& reporter, const 
     }
     m["files"] = std::move(files);
     const std::string text = manifest_text(m);
-    MB_TRY(write_file_atomic(fs, stage / k_manifest_name, text));
+    MB_TRY(write_file_atomic(fs, stage / kManifestName, text));
     if (options.sign_key) {
       MB_ASSIGN(std::string sig, sign_message(fs, *options.sign_key, text));
-      MB_TRY(write_file_atomic(fs, stage / k_signature_name, sig));
+      MB_TRY(write_file_atomic(fs, stage / kSignatureName, sig));
       summary.is_signed = true;
     }
     if (fs.stat(dest).ok()) MB_TRY(fs.remove(dest));  // checked empty above

@@ -27,7 +27,7 @@ Status walk(const FileSystem& fs, const fs::path& dir, const std::string& prefix
 
 Result<VerifyResult> verify_release(FileSystem& fs, const fs::path& dir, const std::optional<fs::path>& pubkey) {
   VerifyResult r;
-  const fs::path manifest_file = dir / k_manifest_name;
+  const fs::path manifest_file = dir / kManifestName;
   auto text = fs.read_file(manifest_file);
   if (!text.ok()) {
     if (text.error().code == Errc::kNotFound)
@@ -36,7 +36,7 @@ Result<VerifyResult> verify_release(FileSystem& fs, const fs::path& dir, const s
   }
   MB_ASSIGN(nlohmann::json m, parse_manifest(*text, manifest_file.string()));
 
-  const fs::path sig_file = dir / k_signature_name;
+  const fs::path sig_file = dir / kSignatureName;
   auto sig = fs.read_file(sig_file);
   r.has_signature = sig.ok();
   if (pubkey) {
@@ -55,8 +55,8 @@ Result<VerifyResult> verify_release(FileSystem& fs, const fs::path& dir, const s
 
   std::set<std::string> present;
   MB_TRY(walk(fs, dir, "", present));
-  present.erase(std::string(k_manifest_name));
-  present.erase(std::string(k_signature_name));
+  present.erase(std::string(kManifestName));
+  present.erase(std::string(kSignatureName));
   for (const auto& [rel, f] : m["files"].items()) {
     const fs::path file = dir / rel;
     if (!present.erase(rel)) {

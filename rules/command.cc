@@ -19,7 +19,8 @@ Result<std::string> expand_placeholders(std::string_view text, const StepContext
       continue;
     }
     size_t close = text.find('}', i);
-    if (close == std::string_view::npos) return make_error(Errc::kInvalidInput, ctx.step_label, "unclosed '{{' in command");
+    if (close == std::string_view::npos)
+      return make_error(Errc::kInvalidInput, ctx.step_label, "unclosed '{{' in command");
     std::string name(text.substr(i + 1, close - i - 1));
     if (name.rfind("in.", 0) == 0) name = name.substr(3);
     if (name == "out") {

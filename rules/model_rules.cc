@@ -24,7 +24,7 @@ QuantKernel kernel_param(const StepContext& ctx) {
 // bits, group_size and quantizer; nullopt when bits is absent or null.
 std::optional<QuantParams> quant_param(const StepContext& ctx) {
   if (!ctx.params.contains("bits") || ctx.params["bits"].is_null()) return std::nullopt;
-  return QuantParams{ctx.params["bits"].get<int>(), ctx.params.value("group_size", k_default_group_size),
+  return QuantParams{ctx.params["bits"].get<int>(), ctx.params.value("group_size", kDefaultGroupSize),
                      kernel_param(ctx)};
 }
 
@@ -41,7 +41,10 @@ void report_retention(StepContext& ctx, const RetentionReport& r) {
   if (!r.measured()) return;
   ctx.report["retention"] = r.to_json();
   const double kept = r.retained().value_or(0.0);
-  ctx.reporter.report({EventKind::kMessage, kept < 0.8 ? Level::kWarn : Level::kInfo, ctx.step_label, r.verdict(),
+  ctx.reporter.report({EventKind::kMessage,
+                       kept < 0.8 ? Level::kWarn : Level::kInfo,
+                       ctx.step_label,
+                       r.verdict(),
                        {{"retained", kept}}});
 }
 
@@ -52,7 +55,8 @@ Status FuseRule::run(StepContext& ctx) const {
   if (!base) return make_error(Errc::kInternal, ctx.step_label, "fuse step without a base");
   MB_ASSIGN(auto adapters, adapters_with_prefix(ctx, "adapter."));
   FuseOptions o;
-  o.mode = ctx.params.value("mode", std::string("dequantize")) == "inplace" ? FuseMode::kInplace : FuseMode::kDequantize;
+  o.mode =
+      ctx.params.value("mode", std::string("dequantize")) == "inplace" ? FuseMode::kInplace : FuseMode::kDequantize;
   MB_ASSIGN(o.dtype, dtype_param(ctx));
   o.kernel = kernel_param(ctx);
   o.quantize = quant_param(ctx);

@@ -7,7 +7,6 @@
 
 #include "tensors/safetensors.h"
 
-
 namespace mb {
 
 namespace {
@@ -52,17 +51,25 @@ Result<bool> boolean(const ordered_json& j, const char* field, const std::string
 // PEFT fields naming LoRA variants whose merge differs from W + s·B·A (or
 // that cannot be merged at all). Set to anything truthy → rejected.
 constexpr const char* kPeftVariantFields[] = {
-    "use_qalora",        "alora_invocation_tokens", "layer_replication", "megatron_config",
-    "loftq_config",      "eva_config",              "corda_config",      "arrow_config",
-    "use_bdlora",        "target_parameters",       "trainable_token_indices", "lora_ga_config",
-    "use_kasa",          "use_dinit",
+    "use_qalora",
+    "alora_invocation_tokens",
+    "layer_replication",
+    "megatron_config",
+    "loftq_config",
+    "eva_config",
+    "corda_config",
+    "arrow_config",
+    "use_bdlora",
+    "target_parameters",
+    "trainable_token_indices",
+    "lora_ga_config",
+    "use_kasa",
+    "use_dinit",
 };
 
 }  // namespace
 
-const char* adapter_format_name(AdapterFormat format) {
-  return format == AdapterFormat::kPeft ? "PEFT" : "MLX";
-}
+const char* adapter_format_name(AdapterFormat format) { return format == AdapterFormat::kPeft ? "PEFT" : "MLX"; }
 
 const LoraModule* Adapter::find(std::string_view module) const {
   auto it = std::lower_bound(modules.begin(), modules.end(), module,
@@ -232,8 +239,9 @@ Result<Factor> read_factor(const SafetensorsFile& file, const TensorInfo& info, 
                       info.shape.size(), expected_rank);
   }
   if (info.dtype != DType::kF32 && info.dtype != DType::kF16 && info.dtype != DType::kBF16)
-    return make_error(Errc::kUnsupported, file.where(), "tensor {} has dtype {}; adapter factors must be F32, F16 or BF16",
-                      info.name, dtype_name(info.dtype));
+    return make_error(Errc::kUnsupported, file.where(),
+                      "tensor {} has dtype {}; adapter factors must be F32, F16 or BF16", info.name,
+                      dtype_name(info.dtype));
   Factor f;
   f.tensor = info.name;
   f.d0 = info.shape[0];
@@ -347,8 +355,8 @@ Result<LoraModule> normalize(AdapterFormat format, const std::string& module, Ra
   if (m.in <= 0 || m.out <= 0) return make_error(Errc::kInvalidInput, where, "module {}: empty LoRA factors", module);
   if (raw.magnitude) {
     if (!dora)
-      return make_error(Errc::kInvalidInput, where, "tensor {}: a DoRA magnitude in an adapter configured as plain LoRA",
-                        raw.magnitude->tensor);
+      return make_error(Errc::kInvalidInput, where,
+                        "tensor {}: a DoRA magnitude in an adapter configured as plain LoRA", raw.magnitude->tensor);
     if (raw.embedding)
       return make_error(Errc::kUnsupported, where, "module {}: DoRA on an embedding is not supported", module);
     if (raw.magnitude->d0 != m.out)
@@ -396,7 +404,8 @@ Result<Adapter> load_adapter(const FileSystem& fs, const fs::path& dir) {
   auto config_text = fs.read_file(config_path);
   if (!config_text.ok()) {
     if (config_text.error().code == Errc::kNotFound)
-      return make_error(Errc::kInvalidInput, config_path.string(), "adapter_config.json is missing (needed for the scale)");
+      return make_error(Errc::kInvalidInput, config_path.string(),
+                        "adapter_config.json is missing (needed for the scale)");
     return config_text.error();
   }
   std::optional<PeftConfig> peft;
@@ -416,21 +425,31 @@ Result<Adapter> load_adapter(const FileSystem& fs, const fs::path& dir) {
   for (const TensorInfo& info : file.tensors()) {
     auto cls = format == AdapterFormat::kPeft ? classify_peft(info.name) : classify_mlx(info.name);
     if (!cls)
-      return make_error(Errc::kUnsupported, where,
-                        "tensor {} is not a LoRA factor ({}); full weights, biases and modules_to_save are not "
-                        "supported",
-                        info.name,
-                        format == AdapterFormat::kPeft ? "expected lora_A/lora_B/lora_magnitude_vector"
-                                                       : "expected lora_a/lora_b/m");
+      return make_error(
+          Errc::kUnsupported, where,
+          "tensor {} is not a LoRA factor ({}); full weights, biases and modules_to_save are not "
+          "supported",
+          info.name,
+          format == AdapterFormat::kPeft ? "expected lora_A/lora_B/lora_magnitude_vector" : "expected lora_a/lora_b/m");
     auto& [module, role] = *cls;
     RawModule& r = raw[module];
     std::optional<Factor>* slot = nullptr;
     switch (role) {
-      case Role::kA: slot = &r.a; break;
-      case Role::kB: slot = &r.b; break;
-      case Role::kMagnitude: slot = &r.magnitude; break;
-      case Role::kEmbA: slot = &r.a, r.embedding = true; break;
-      case Role::kEmbB: slot = &r.b, r.embedding = true; break;
+      case Role::kA:
+        slot = &r.a;
+        break;
+      case Role::kB:
+        slot = &r.b;
+        break;
+      case Role::kMagnitude:
+        slot = &r.magnitude;
+        break;
+      case Role::kEmbA:
+        slot = &r.a, r.embedding = true;
+        break;
+      case Role::kEmbB:
+        slot = &r.b, r.embedding = true;
+        break;
     }
     if (slot->has_value())
       return make_error(Errc::kCorrupt, where, "tensor {}: module {} has this factor twice", info.name, module);
@@ -465,8 +484,9 @@ Status validate_adapter(const Adapter& adapter, const BaseShapeLookup& base_shap
     const std::string weight = m.weight_name();
     const auto shape = base_shape(weight);
     if (!shape)
-      return make_error(Errc::kInvalidInput, file, "adapted module {} does not exist in the base model {} (no tensor {})",
-                        m.module, base_name, weight);
+      return make_error(Errc::kInvalidInput, file,
+                        "adapted module {} does not exist in the base model {} (no tensor {})", m.module, base_name,
+                        weight);
     if (shape->first != m.out || shape->second != m.in)
       return make_error(Errc::kInvalidInput, file,
                         "module {}: the adapter is for a [{}, {}] weight but the base's {} is [{}, {}] (out, in)",

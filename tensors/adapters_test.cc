@@ -1,12 +1,11 @@
 #include "tensors/adapters.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "base/fs_test_support.h"
 #include "tensors/fuse_test_support.h"
-
 
 namespace mb {
 namespace {
@@ -51,13 +50,11 @@ TEST(PeftConfig, PatternRule) {
 }
 
 TEST(PeftConfig, RejectsVariantsThatChangeTheMath) {
-  for (const char* bad : {R"({"peft_type":"LORA","use_qalora":true})",
-                          R"({"peft_type":"LORA","alora_invocation_tokens":[1,2]})",
-                          R"({"peft_type":"LORA","layer_replication":[[0,4]]})",
-                          R"({"peft_type":"LORA","lora_bias":true})",
-                          R"({"peft_type":"LORA","bias":"all"})",
-                          R"({"peft_type":"LOHA"})",
-                          R"({"peft_type":"LORA","use_dora":true,"fan_in_fan_out":true})"}) {
+  for (const char* bad :
+       {R"({"peft_type":"LORA","use_qalora":true})", R"({"peft_type":"LORA","alora_invocation_tokens":[1,2]})",
+        R"({"peft_type":"LORA","layer_replication":[[0,4]]})", R"({"peft_type":"LORA","lora_bias":true})",
+        R"({"peft_type":"LORA","bias":"all"})", R"({"peft_type":"LOHA"})",
+        R"({"peft_type":"LORA","use_dora":true,"fan_in_fan_out":true})"}) {
     auto c = parse_peft_config(bad, "dir/adapter_config.json");
     ASSERT_FALSE(c.ok()) << bad;
     EXPECT_EQ(c.error().code, Errc::kUnsupported) << bad;
@@ -151,7 +148,10 @@ TEST(LoadAdapter, PeftRankPatternAlphaPatternAndRsLora) {
   const LoraModule q = make_module("model.layers.0.self_attn.q_proj", 4, 4, 4, 1.0f, 1);
   const LoraModule v = make_module("model.layers.0.self_attn.v_proj", 4, 4, 2, 1.0f, 2);
   write_peft_adapter(fs, "/p", {q, v}, DType::kF32,
-                     {{"r", 4}, {"lora_alpha", 8}, {"use_rslora", true}, {"rank_pattern", {{"v_proj", 2}}},
+                     {{"r", 4},
+                      {"lora_alpha", 8},
+                      {"use_rslora", true},
+                      {"rank_pattern", {{"v_proj", 2}}},
                       {"alpha_pattern", {{"v_proj", 2}}}});
   auto a = load_adapter(fs, "/p");
   ASSERT_TRUE(a.ok()) << a.error().to_string();
@@ -174,14 +174,16 @@ TEST(LoadAdapter, EmbeddingsAndFanInFanOutAreTransposedAtLoad) {
   const std::vector<float> A = make_values(r * vocab, 1, 1), B = make_values(dims * r, 2, 1);
   std::string a_bytes = to_bytes(DType::kF32, A), b_bytes = to_bytes(DType::kF32, B);
   ASSERT_TRUE(fs.create_dirs("/emb").ok());
-  ASSERT_TRUE(write_safetensors(fs, "/emb/adapter_model.safetensors",
-                                {{{"base_model.model.model.embed_tokens.lora_embedding_A", DType::kF32, {r, vocab}},
-                                  as_bytes(a_bytes)},
-                                 {{"base_model.model.model.embed_tokens.lora_embedding_B", DType::kF32, {dims, r}},
-                                  as_bytes(b_bytes)}},
-                                {})
-                  .ok());
-  ASSERT_TRUE(write_file_atomic(fs, "/emb/adapter_config.json", std::string(R"({"peft_type":"LORA","r":2,"lora_alpha":2})")).ok());
+  ASSERT_TRUE(
+      write_safetensors(
+          fs, "/emb/adapter_model.safetensors",
+          {{{"base_model.model.model.embed_tokens.lora_embedding_A", DType::kF32, {r, vocab}}, as_bytes(a_bytes)},
+           {{"base_model.model.model.embed_tokens.lora_embedding_B", DType::kF32, {dims, r}}, as_bytes(b_bytes)}},
+          {})
+          .ok());
+  ASSERT_TRUE(
+      write_file_atomic(fs, "/emb/adapter_config.json", std::string(R"({"peft_type":"LORA","r":2,"lora_alpha":2})"))
+          .ok());
   auto a = load_adapter(fs, "/emb");
   ASSERT_TRUE(a.ok()) << a.error().to_string();
   const LoraModule& m = a->modules[0];
@@ -232,14 +234,14 @@ TEST(LoadAdapter, BadAdaptersAreErrorsNamingTheTensorAndFile) {
   // Rank differs between A and B.
   ASSERT_TRUE(fs.create_dirs("/rank").ok());
   const std::string a4 = to_bytes(DType::kF32, make_values(8, 1, 1)), b3 = to_bytes(DType::kF32, make_values(18, 2, 1));
-  ASSERT_TRUE(write_safetensors(fs, "/rank/adapters.safetensors",
-                                {{{"m.lora_a", DType::kF32, {4, 2}}, as_bytes(a4)},
-                                 {{"m.lora_b", DType::kF32, {3, 6}}, as_bytes(b3)}},
-                                {})
-                  .ok());
-  ASSERT_TRUE(write_file_atomic(fs, "/rank/adapter_config.json",
-                                std::string(R"({"lora_parameters":{"rank":2,"scale":1}})"))
-                  .ok());
+  ASSERT_TRUE(
+      write_safetensors(
+          fs, "/rank/adapters.safetensors",
+          {{{"m.lora_a", DType::kF32, {4, 2}}, as_bytes(a4)}, {{"m.lora_b", DType::kF32, {3, 6}}, as_bytes(b3)}}, {})
+          .ok());
+  ASSERT_TRUE(
+      write_file_atomic(fs, "/rank/adapter_config.json", std::string(R"({"lora_parameters":{"rank":2,"scale":1}})"))
+          .ok());
   auto r = load_adapter(fs, "/rank");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kInvalidInput);
@@ -249,9 +251,11 @@ TEST(LoadAdapter, BadAdaptersAreErrorsNamingTheTensorAndFile) {
 
   // A factor without its partner.
   ASSERT_TRUE(fs.create_dirs("/half").ok());
-  ASSERT_TRUE(write_safetensors(fs, "/half/adapters.safetensors", {{{"m.lora_a", DType::kF32, {4, 2}}, as_bytes(a4)}}, {})
-                  .ok());
-  ASSERT_TRUE(write_file_atomic(fs, "/half/adapter_config.json", std::string(R"({"lora_parameters":{"rank":2}})")).ok());
+  ASSERT_TRUE(
+      write_safetensors(fs, "/half/adapters.safetensors", {{{"m.lora_a", DType::kF32, {4, 2}}, as_bytes(a4)}}, {})
+          .ok());
+  ASSERT_TRUE(
+      write_file_atomic(fs, "/half/adapter_config.json", std::string(R"({"lora_parameters":{"rank":2}})")).ok());
   r = load_adapter(fs, "/half");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kCorrupt);
@@ -259,8 +263,8 @@ TEST(LoadAdapter, BadAdaptersAreErrorsNamingTheTensorAndFile) {
 
   // Unsupported factor dtype.
   ASSERT_TRUE(fs.create_dirs("/int").ok());
-  ASSERT_TRUE(write_safetensors(fs, "/int/adapters.safetensors", {{{"m.lora_a", DType::kI32, {4, 2}}, as_bytes(a4)}}, {})
-                  .ok());
+  ASSERT_TRUE(
+      write_safetensors(fs, "/int/adapters.safetensors", {{{"m.lora_a", DType::kI32, {4, 2}}, as_bytes(a4)}}, {}).ok());
   ASSERT_TRUE(write_file_atomic(fs, "/int/adapter_config.json", std::string(R"({"lora_parameters":{"rank":2}})")).ok());
   r = load_adapter(fs, "/int");
   ASSERT_FALSE(r.ok());
@@ -320,7 +324,8 @@ TEST(ValidateAdapter, AgainstBaseShapes) {
   EXPECT_NE(st.error().message.find("[6, 4] weight but the base's model.layers.0.self_attn.q_proj.weight is [6, 8]"),
             std::string::npos)
       << st.error().message;
-  st = validate_adapter(*a, [](const std::string&) { return std::nullopt; }, "/models/base");
+  st = validate_adapter(
+      *a, [](const std::string&) { return std::nullopt; }, "/models/base");
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("does not exist in the base model /models/base"), std::string::npos);
 }

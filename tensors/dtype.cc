@@ -21,8 +21,8 @@ struct DTypeRow {
   int bits;
 };
 
-// In enum order, so k_rows[static_cast<int>(d)].dtype == d.
-constexpr DTypeRow k_rows[] = {
+// In enum order, so kRows[static_cast<int>(d)].dtype == d.
+constexpr DTypeRow kRows[] = {
     {DType::kBool, "BOOL", 8},
     {DType::kF4, "F4", 4},
     {DType::kF6E2M3, "F6_E2M3", 6},
@@ -47,7 +47,7 @@ constexpr DTypeRow k_rows[] = {
     {DType::kU64, "U64", 64},
 };
 
-const DTypeRow& row(DType dtype) { return k_rows[static_cast<int>(dtype)]; }
+const DTypeRow& row(DType dtype) { return kRows[static_cast<int>(dtype)]; }
 
 // Shifts `m` right by `s` (1..31) rounding to nearest, ties to even. A carry
 // out of the mantissa field is what the callers want: it bumps the exponent.
@@ -64,7 +64,7 @@ uint32_t shift_round_even(uint32_t m, int s) {
 const char* dtype_name(DType dtype) { return row(dtype).name; }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (const DTypeRow& r : k_rows)
+  for (const DTypeRow& r : kRows)
     if (name == r.name) return r.dtype;
   return std::nullopt;
 }
@@ -97,9 +97,7 @@ bool is_model_dtype(DType dtype) {
   }
 }
 
-bool is_quantizable_float(DType dtype) {
-  return dtype == DType::kF16 || dtype == DType::kBF16 || dtype == DType::kF32;
-}
+bool is_quantizable_float(DType dtype) { return dtype == DType::kF16 || dtype == DType::kBF16 || dtype == DType::kF32; }
 
 uint16_t f32_to_f16(float value) {
   uint32_t x = std::bit_cast<uint32_t>(value);

@@ -1,5 +1,7 @@
 #include "tensors/fuse.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -7,8 +9,6 @@
 #include <map>
 #include <set>
 #include <thread>
-
-#include <fmt/ranges.h>
 
 #include "base/reporter.h"
 #include "tensors/kernels.h"
@@ -43,7 +43,7 @@ void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int6
 }
 
 int64_t row_chunk_rows(int64_t rows, int64_t cols) {
-  const int64_t per = std::max<int64_t>(1, k_chunk_elements / std::max<int64_t>(1, cols));
+  const int64_t per = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, cols));
   return std::min(std::max<int64_t>(rows, 1), per);
 }
 
@@ -74,8 +74,8 @@ Status for_each_row_chunk(int64_t rows, int64_t cols, int threads,
 
 // ---- Row arithmetic ---------------------------------------------------------
 
-void fuse_row(std::span<const LoraModule* const> modules, int64_t row, std::span<const float> w0,
-              std::span<float> out, std::span<float> scratch) {
+void fuse_row(std::span<const LoraModule* const> modules, int64_t row, std::span<const float> w0, std::span<float> out,
+              std::span<float> scratch) {
   const int64_t in = static_cast<int64_t>(w0.size());
   assert(out.size() == w0.size() && scratch.size() >= w0.size());
   std::copy(w0.begin(), w0.end(), out.begin());
@@ -127,8 +127,8 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 }  // namespace
 
 void dequantize_rows_f32(std::span<const std::byte> packed, std::span<const std::byte> scales,
-                         std::span<const std::byte> biases, DType scales_dtype, int64_t cols, int bits,
-                         int group_size, std::span<float> out, WeightRows::Scratch& scratch) {
+                         std::span<const std::byte> biases, DType scales_dtype, int64_t cols, int bits, int group_size,
+                         std::span<float> out, WeightRows::Scratch& scratch) {
   const int64_t rows = static_cast<int64_t>(out.size()) / cols;
   const int64_t groups = cols / group_size;
   const size_t row_packed = static_cast<size_t>(cols * bits / 8);
@@ -139,8 +139,8 @@ void dequantize_rows_f32(std::span<const std::byte> packed, std::span<const std:
     // Sizes are consistent by construction, so the conversions cannot fail.
     (void)to_f32(scales_dtype, scales.subspan(r * row_scales, row_scales), scratch.scales).ok();
     (void)to_f32(scales_dtype, biases.subspan(r * row_scales, row_scales), scratch.biases).ok();
-    kernels::table().dequantize_packed(packed.data() + r * row_packed, bits, groups, group_size,
-                                       scratch.scales.data(), scratch.biases.data(), out.data() + r * cols);
+    kernels::table().dequantize_packed(packed.data() + r * row_packed, bits, groups, group_size, scratch.scales.data(),
+                                       scratch.biases.data(), out.data() + r * cols);
   }
 }
 
@@ -173,13 +173,12 @@ Result<WeightRows> WeightRows::open(const ModelDir& model, const std::string& na
   w.m_data = ref.bytes;
   const TensorInfo& info = *ref.info;
   std::optional<LayerQuant> quant;
-  if (ends_with(name, ".weight") && info.dtype == DType::kU32)
-    quant = model.module_quant(std::string(module_of(name)));
+  if (ends_with(name, ".weight") && info.dtype == DType::kU32) quant = model.module_quant(std::string(module_of(name)));
   if (quant) {
     const std::string module(module_of(name));
     if (quant->mode != "affine")
-      return make_error(Errc::kUnsupported, w.m_file, "tensor {}: quantization mode \"{}\" is not supported (affine only)",
-                        name, quant->mode);
+      return make_error(Errc::kUnsupported, w.m_file,
+                        "tensor {}: quantization mode \"{}\" is not supported (affine only)", name, quant->mode);
     MB_TRY(check_quant_params(quant->bits, quant->group_size, module));
     const TensorRef scales = weights.find(module + ".scales"), biases = weights.find(module + ".biases");
     if (!scales || !biases)
@@ -267,8 +266,9 @@ Result<std::optional<TensorRetention>> encode_tensor(const EncodeJob& job, Model
   const int64_t rows = src.rows(), cols = src.cols();
   const std::string& name = src.name();
   if (separate_ref && (ref.rows() != rows || ref.cols() != cols))
-    return make_error(Errc::kInvalidInput, src.file(), "tensor {} is [{}, {}] but the retention reference's is [{}, {}]",
-                      name, rows, cols, ref.rows(), ref.cols());
+    return make_error(Errc::kInvalidInput, src.file(),
+                      "tensor {} is [{}, {}] but the retention reference's is [{}, {}]", name, rows, cols, ref.rows(),
+                      ref.cols());
   const Encoding& enc = job.encoding;
   const std::string module(module_of(name));
   const size_t tsize = dtype_size(enc.dtype);
@@ -279,8 +279,8 @@ Result<std::optional<TensorRetention>> encode_tensor(const EncodeJob& job, Model
   // MLX's quantizer sees values of the scales' dtype. Values read unchanged
   // from a float tensor of that dtype already are (the common f16 → 8-bit
   // case), so the per-element rounding is skipped for them.
-  const bool round_first =
-      enc.quantize && enc.dtype != DType::kF32 && !(job.modules.empty() && !src.quantized() && src.dtype() == enc.dtype);
+  const bool round_first = enc.quantize && enc.dtype != DType::kF32 &&
+                           !(job.modules.empty() && !src.quantized() && src.dtype() == enc.dtype);
   const int bits = enc.quant.bits, gs = enc.quant.group_size;
   const size_t c = static_cast<size_t>(cols);
   const size_t row_out = enc.quantize ? c * static_cast<size_t>(bits) / 8 : c * tsize;
@@ -349,10 +349,14 @@ const char* fuse_mode_name(FuseMode mode) { return mode == FuseMode::kInplace ? 
 
 std::optional<std::string> torch_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kF16: return "float16";
-    case DType::kBF16: return "bfloat16";
-    case DType::kF32: return "float32";
-    default: return std::nullopt;
+    case DType::kF16:
+      return "float16";
+    case DType::kBF16:
+      return "bfloat16";
+    case DType::kF32:
+      return "float32";
+    default:
+      return std::nullopt;
   }
 }
 
@@ -433,8 +437,8 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
       if (base.weights().contains(weight)) {
         auto rows = WeightRows::open(base, weight);
         if (!rows.ok())
-          return make_error(rows.error().code, a.weights_file.string(), "module {} adapts base tensor {}: {}",
-                            m.module, weight, rows.error().to_string());
+          return make_error(rows.error().code, a.weights_file.string(), "module {} adapts base tensor {}: {}", m.module,
+                            weight, rows.error().to_string());
       }
     }
     MB_TRY(validate_adapter(a, base_shape_lookup(base), base_dir.string()));
@@ -459,8 +463,9 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
     task.name = name;
     auto rows = WeightRows::open(base, name);
     if (!rows.ok() && rows.error().code != Errc::kUnsupported) return rows.error();
-    const bool encode = rows.ok() && (is_adapted || (!inplace && (rows->quantized() || rows->dtype() != out_dtype ||
-                                                                   options.quantize.has_value())));
+    const bool encode =
+        rows.ok() &&
+        (is_adapted || (!inplace && (rows->quantized() || rows->dtype() != out_dtype || options.quantize.has_value())));
     if (!encode) {
       task.copy = t.bytes;
       decls.push_back({name, t.info->dtype, t.info->shape});
@@ -473,8 +478,7 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
       const LayerQuant& q = *task.rows->quant();
       task.encoding = {true, task.rows->dtype(), {q.bits, q.group_size, options.kernel}};
       inplace_bits.insert(q.bits);
-    } else if (options.quantize &&
-               is_quantization_candidate(name, task.rows->shape(), task.rows->dtype()) &&
+    } else if (options.quantize && is_quantization_candidate(name, task.rows->shape(), task.rows->dtype()) &&
                task.rows->cols() % options.quantize->group_size == 0) {
       task.encoding = {true, out_dtype, {options.quantize->bits, options.quantize->group_size, options.kernel}};
     } else {

@@ -73,7 +73,7 @@ struct FuseOptions {
   // retention report then measures the quantization.
   std::optional<QuantParams> quantize;
   int threads = 0;  // 0 = all cores
-  uint64_t max_shard_bytes = k_default_max_shard_bytes;
+  uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   std::string step;  // names progress events, may be empty
 };
 
@@ -128,7 +128,7 @@ class WeightRows {
   static Result<WeightRows> open(const ModelDir& model, const std::string& name);
 
   const std::string& name() const { return m_name; }
-  const std::string& file() const { return m_file; }  // the shard, for errors
+  const std::string& file() const { return m_file; }             // the shard, for errors
   const std::vector<int64_t>& shape() const { return m_shape; }  // logical
   int64_t rows() const { return m_rows; }
   int64_t cols() const { return m_cols; }
@@ -160,8 +160,8 @@ bool is_quant_companion(const ModelDir& model, const std::string& name);
 // Exact f32 dequantization of packed rows (q·s + b, s and b in f32).
 // REQUIRES: sizes as for mlx_quant's dequantize_rows.
 void dequantize_rows_f32(std::span<const std::byte> packed, std::span<const std::byte> scales,
-                         std::span<const std::byte> biases, DType scales_dtype, int64_t cols, int bits,
-                         int group_size, std::span<float> out, WeightRows::Scratch& scratch);
+                         std::span<const std::byte> biases, DType scales_dtype, int64_t cols, int bits, int group_size,
+                         std::span<float> out, WeightRows::Scratch& scratch);
 
 // ---- Encoding one tensor into an output directory ---------------------------
 
@@ -197,19 +197,19 @@ std::vector<TensorDecl> encoded_decls(const std::string& name, const std::vector
 // out = W*[row] for the modules of one tensor applied in order to w0 (the
 // base row, f32). nullptr modules are skipped. REQUIRES: w0, out and
 // scratch have the tensor's `in` elements; every module has out > row.
-void fuse_row(std::span<const LoraModule* const> modules, int64_t row, std::span<const float> w0,
-              std::span<float> out, std::span<float> scratch);
+void fuse_row(std::span<const LoraModule* const> modules, int64_t row, std::span<const float> w0, std::span<float> out,
+              std::span<float> scratch);
 
 // Runs fn(begin, end) over [0, n) split into contiguous blocks on up to
 // `threads` threads (0 = all cores).
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t begin, int64_t end)>& fn);
 int resolve_threads(int threads);
 
-// Rows [0, rows) cut into chunks of about k_chunk_elements elements (the
+// Rows [0, rows) cut into chunks of about kChunkElements elements (the
 // cut depends only on rows and cols); fn(chunk, begin, end) runs once per
 // chunk on up to `threads` threads. Returns the error of the lowest failing
 // chunk; after a failure the remaining chunks are skipped.
-inline constexpr int64_t k_chunk_elements = int64_t{1} << 15;
+inline constexpr int64_t kChunkElements = int64_t{1} << 15;
 int64_t row_chunk_rows(int64_t rows, int64_t cols);
 Status for_each_row_chunk(int64_t rows, int64_t cols, int threads,
                           const std::function<Status(int64_t chunk, int64_t begin, int64_t end)>& fn);

@@ -1,9 +1,9 @@
 #include "tensors/fuse.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cmath>
-
-#include <gtest/gtest.h>
 
 #include "base/fs_test_support.h"
 #include "base/reporter.h"
@@ -382,8 +382,9 @@ TEST_F(FuseModelTest, TwoAdaptersStackInOrder) {
   ModelSpec spec = tiny_qwen(DType::kF32);
   write_model(fs_, "/base", spec);
   write_mlx_adapter(fs_, "/one", qv_down_modules(64, 128, 4, 2.0f, 31));
-  write_peft_adapter(fs_, "/two", {make_module("model.layers.0.mlp.down_proj", 64, 128, 8, 0.25f, 41),
-                                   make_module("model.layers.1.mlp.up_proj", 128, 64, 8, 0.25f, 43)});
+  write_peft_adapter(fs_, "/two",
+                     {make_module("model.layers.0.mlp.down_proj", 64, 128, 8, 0.25f, 41),
+                      make_module("model.layers.1.mlp.up_proj", 128, 64, 8, 0.25f, 43)});
   auto r = fuse("/base", {"/one", "/two"}, "/out", {});
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   EXPECT_EQ(r->adapted, 4);
@@ -391,8 +392,8 @@ TEST_F(FuseModelTest, TwoAdaptersStackInOrder) {
                                  "model.layers.0.self_attn.q_proj.weight"}) {
     const auto mods = modules_for(loaded_, name);
     EXPECT_EQ(mods.size(), name.find("down_proj") != std::string::npos ? 2u : 1u);
-    expect_matches_reference(read_tensor(fs_, "/out", name), reference_for(fs_, "/base", spec, name, mods),
-                             DType::kF32, name);
+    expect_matches_reference(read_tensor(fs_, "/out", name), reference_for(fs_, "/base", spec, name, mods), DType::kF32,
+                             name);
   }
 }
 
@@ -401,8 +402,9 @@ TEST_F(FuseModelTest, DeterministicAcrossRunsAndThreadCounts) {
   ModelSpec spec = tiny_qwen(DType::kBF16, 1, 256, 2048);
   spec.quant = QuantParams{4, 64, QuantKernel::kGpu};
   write_model(fs_, "/base", spec);
-  write_mlx_adapter(fs_, "/lora", {make_module("model.layers.0.mlp.up_proj", 2048, 256, 8, 1.0f, 1),
-                                   make_module("model.layers.1.mlp.down_proj", 256, 2048, 8, 1.0f, 2)});
+  write_mlx_adapter(fs_, "/lora",
+                    {make_module("model.layers.0.mlp.up_proj", 2048, 256, 8, 1.0f, 1),
+                     make_module("model.layers.1.mlp.down_proj", 256, 2048, 8, 1.0f, 2)});
   for (FuseMode mode : {FuseMode::kDequantize, FuseMode::kInplace}) {
     std::map<std::string, std::string> first;
     std::optional<double> retained;
@@ -430,8 +432,9 @@ TEST_F(FuseModelTest, FusingStraightToBitsEqualsFusingThenQuantizing) {
   ModelSpec spec = tiny_qwen(DType::kBF16, 1, 64, 96);  // down_proj's 96 inputs: gs 64 leaves it float
   spec.quant = QuantParams{4, 32, QuantKernel::kGpu};
   write_model(fs_, "/base", spec);
-  write_mlx_adapter(fs_, "/lora", {make_module("model.layers.0.self_attn.q_proj", 64, 64, 4, 2.0f, 1),
-                                   make_module("model.layers.1.mlp.down_proj", 64, 96, 4, 2.0f, 2)});
+  write_mlx_adapter(fs_, "/lora",
+                    {make_module("model.layers.0.self_attn.q_proj", 64, 64, 4, 2.0f, 1),
+                     make_module("model.layers.1.mlp.down_proj", 64, 96, 4, 2.0f, 2)});
   for (int bits : {8, 6}) {
     FuseOptions two;
     two.dtype = DType::kF16;
@@ -516,11 +519,14 @@ GridCase grid_case() {
   for (int64_t o = 0; o < out; ++o)
     for (int64_t i = 0; i < in; ++i) {
       const int64_t pos = i % 64;
-      int q = pos == 0 ? -7 : pos == 1 ? 8 : static_cast<int>(std::lround((r[static_cast<size_t>(o * in + i)] + 1) * 6.49)) - 6;
+      int q = pos == 0   ? -7
+              : pos == 1 ? 8
+                         : static_cast<int>(std::lround((r[static_cast<size_t>(o * in + i)] + 1) * 6.49)) - 6;
       w.values.push_back(static_cast<float>(q) / 128.0f);
     }
   g.spec.tensors.push_back(w);
-  g.spec.tensors.push_back({"model.norm.weight", DType::kBF16, {in}, std::vector<float>(static_cast<size_t>(in), 1.0f)});
+  g.spec.tensors.push_back(
+      {"model.norm.weight", DType::kBF16, {in}, std::vector<float>(static_cast<size_t>(in), 1.0f)});
   g.spec.quant = QuantParams{4, 64, QuantKernel::kGpu};
   g.module = make_module("model.layers.0.mlp.down_proj", out, in, 4, 1.0f, 77);
   for (int64_t k = 0; k < 4; ++k)
@@ -532,7 +538,8 @@ GridCase grid_case() {
     for (int64_t i = 0; i < in; ++i) {
       double d = 0;
       for (int64_t k = 0; k < 4; ++k)
-        d += static_cast<double>(g.module.b[static_cast<size_t>(o * 4 + k)]) * g.module.a[static_cast<size_t>(k * in + i)];
+        d += static_cast<double>(g.module.b[static_cast<size_t>(o * 4 + k)]) *
+             g.module.a[static_cast<size_t>(k * in + i)];
       max_delta = std::max(max_delta, std::abs(d));
     }
   g.module.scale = static_cast<float>(0.4 / 128.0 / max_delta);

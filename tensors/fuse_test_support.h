@@ -3,15 +3,15 @@
 // directories (float or MLX-quantized, one or several shards) and MLX/PEFT
 // adapter directories written through any FileSystem, deterministic values,
 // and read-back of any tensor as f32. Header-only; tests only.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "tensors/adapters.h"
@@ -39,9 +39,12 @@ inline std::vector<float> make_values(size_t n, uint32_t seed, float amplitude) 
 // RNE unit roundoff of a float dtype: |round(x) − x| ≤ unit·|x| (normal range).
 inline double unit_roundoff(DType d) {
   switch (d) {
-    case DType::kF16: return std::ldexp(1.0, -11);
-    case DType::kBF16: return std::ldexp(1.0, -8);
-    default: return std::ldexp(1.0, -24);
+    case DType::kF16:
+      return std::ldexp(1.0, -11);
+    case DType::kBF16:
+      return std::ldexp(1.0, -8);
+    default:
+      return std::ldexp(1.0, -24);
   }
 }
 
@@ -130,7 +133,9 @@ inline void write_model(FileSystem& fs, const fs::path& dir, const ModelSpec& sp
     auto q = quantize_tensor(t.name, spec.scales_dtype, t.shape, as_bytes(src), *spec.quant);
     ASSERT_TRUE(q.ok()) << q.error().to_string();
     const std::string m = t.name.substr(0, t.name.size() - 7);
-    auto str = [](const std::vector<std::byte>& b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); };
+    auto str = [](const std::vector<std::byte>& b) {
+      return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+    };
     all.push_back({{t.name, DType::kU32, q->weight_shape}, str(q->weight)});
     all.push_back({{m + ".scales", q->dtype, q->scales_shape}, str(q->scales)});
     all.push_back({{m + ".biases", q->dtype, q->scales_shape}, str(q->biases)});
@@ -145,8 +150,8 @@ inline void write_model(FileSystem& fs, const fs::path& dir, const ModelSpec& sp
   const size_t per = (all.size() + static_cast<size_t>(spec.shards) - 1) / static_cast<size_t>(spec.shards);
   nlohmann::ordered_json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::ordered_json::object()}};
   for (int s = 0; s < spec.shards; ++s) {
-    const std::string file = spec.shards == 1 ? "model.safetensors"
-                                              : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, spec.shards);
+    const std::string file =
+        spec.shards == 1 ? "model.safetensors" : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, spec.shards);
     std::vector<TensorData> data;
     for (size_t i = static_cast<size_t>(s) * per; i < std::min(all.size(), (static_cast<size_t>(s) + 1) * per); ++i) {
       data.push_back({all[i].first, as_bytes(all[i].second)});
@@ -154,7 +159,7 @@ inline void write_model(FileSystem& fs, const fs::path& dir, const ModelSpec& sp
     }
     ASSERT_TRUE(write_safetensors(fs, dir / file, data, {{"format", "mlx"}}).ok());
   }
-  if (spec.shards > 1) ASSERT_TRUE(write_file_atomic(fs, dir / k_index_file_name, index.dump(4)).ok());
+  if (spec.shards > 1) ASSERT_TRUE(write_file_atomic(fs, dir / kIndexFileName, index.dump(4)).ok());
 }
 
 // A LoRA module with deterministic factors (normalized orientation).
@@ -245,9 +250,10 @@ inline ReadBack read_tensor(const FileSystem& fs, const fs::path& dir, const std
   out.values.resize(static_cast<size_t>(rows->rows() * rows->cols()));
   auto scratch = rows->make_scratch();
   for (int64_t r = 0; r < rows->rows(); ++r)
-    rows->read_row(r, std::span<float>(out.values).subspan(static_cast<size_t>(r * rows->cols()),
-                                                            static_cast<size_t>(rows->cols())),
-                   scratch);
+    rows->read_row(
+        r,
+        std::span<float>(out.values).subspan(static_cast<size_t>(r * rows->cols()), static_cast<size_t>(rows->cols())),
+        scratch);
   return out;
 }
 

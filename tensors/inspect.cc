@@ -1,11 +1,11 @@
 #include "tensors/inspect.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
-
-#include <fmt/ranges.h>
 
 #include "tensors/adapters.h"
 #include "tensors/fuse.h"
@@ -95,8 +95,8 @@ Result<Inspection> inspect_model(const FileSystem& fs, const fs::path& dir) {
     if (rows.ok() && rows->quantized()) {
       s.quant = rows->quant();
       s.logical_shape = rows->shape();
-      const std::string label = fmt::format("{}-bit gs{} ({} scales)", s.quant->bits, s.quant->group_size,
-                                            dtype_name(rows->dtype()));
+      const std::string label =
+          fmt::format("{}-bit gs{} ({} scales)", s.quant->bits, s.quant->group_size, dtype_name(rows->dtype()));
       SizeGroup& g = groups[label];
       g.label = label;
       g.nominal_bits = s.quant->bits + 2.0 * dtype_bits(rows->dtype()) / s.quant->group_size;
@@ -172,8 +172,11 @@ nlohmann::json Inspection::to_json() const {
                            {"nominal_bits", g.nominal_bits}});
   j["tensors"] = nlohmann::json::array();
   for (const TensorSummary& t : tensors) {
-    nlohmann::json e = {{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
-                        {"parameters", t.parameters}, {"bytes", t.bytes}};
+    nlohmann::json e = {{"name", t.name},
+                        {"dtype", dtype_name(t.dtype)},
+                        {"shape", t.shape},
+                        {"parameters", t.parameters},
+                        {"bytes", t.bytes}};
     if (t.quant)
       e["quantization"] = {{"bits", t.quant->bits}, {"group_size", t.quant->group_size}, {"shape", t.logical_shape}};
     if (t.quant_overhead) e["quantization_overhead"] = true;
@@ -195,16 +198,18 @@ std::string render_inspection(const Inspection& in, bool list_tensors) {
                      in.adapter->modules, fmt::join(in.adapter->ranks, "/"), fmt::join(in.adapter->scales, "/"));
   s += fmt::format("  parameters       {} ({}){}\n", human_count(in.parameters), in.parameters,
                    in.kind == InspectKind::kModel ? ", quantized weights counted unpacked" : "");
-  s += fmt::format("  tensor data      {} ({} bytes); safetensors files {}; directory {}\n", human_bytes(in.tensor_bytes),
-                   in.tensor_bytes, human_bytes(in.safetensors_bytes), human_bytes(in.disk_bytes));
+  s += fmt::format("  tensor data      {} ({} bytes); safetensors files {}; directory {}\n",
+                   human_bytes(in.tensor_bytes), in.tensor_bytes, human_bytes(in.safetensors_bytes),
+                   human_bytes(in.disk_bytes));
   s += fmt::format("  bits per weight  {:.3f}\n", in.bits_per_weight());
   s += "  size ≈ parameters × bits / 8 (quantized: bits + 2 × scale bits / group size):\n";
   size_t width = 5;
   for (const SizeGroup& g : in.groups) width = std::max(width, g.label.size());
   for (const SizeGroup& g : in.groups)
-    s += fmt::format("    {:<{}}  {:>5} tensors  {:>9} × {:>5.2f} / 8 = {}\n", g.label, width, g.tensors,
-                     human_count(g.parameters), g.nominal_bits,
-                     human_bytes(static_cast<uint64_t>(std::llround(static_cast<double>(g.parameters) * g.nominal_bits / 8))));
+    s += fmt::format(
+        "    {:<{}}  {:>5} tensors  {:>9} × {:>5.2f} / 8 = {}\n", g.label, width, g.tensors, human_count(g.parameters),
+        g.nominal_bits,
+        human_bytes(static_cast<uint64_t>(std::llround(static_cast<double>(g.parameters) * g.nominal_bits / 8))));
   s += fmt::format("    {:<{}}  {:>5}          {:>9} × {:>5.2f} / 8 = {}\n", "total", width, "",
                    human_count(in.parameters), in.bits_per_weight(), human_bytes(in.tensor_bytes));
   if (list_tensors) {
@@ -223,11 +228,16 @@ std::string render_inspection(const Inspection& in, bool list_tensors) {
 
 const char* diff_kind_name(DiffKind kind) {
   switch (kind) {
-    case DiffKind::kIdentical: return "identical";
-    case DiffKind::kDifferent: return "different";
-    case DiffKind::kOnlyInA: return "only in a";
-    case DiffKind::kOnlyInB: return "only in b";
-    case DiffKind::kShapeMismatch: return "shape mismatch";
+    case DiffKind::kIdentical:
+      return "identical";
+    case DiffKind::kDifferent:
+      return "different";
+    case DiffKind::kOnlyInA:
+      return "only in a";
+    case DiffKind::kOnlyInB:
+      return "only in b";
+    case DiffKind::kShapeMismatch:
+      return "shape mismatch";
   }
   return "?";
 }
@@ -330,11 +340,21 @@ Result<ModelDiff> diff_models(const FileSystem& fs, const fs::path& a_dir, const
       ++i, ++j;
     }
     switch (d.kind) {
-      case DiffKind::kIdentical: ++out.identical; break;
-      case DiffKind::kDifferent: ++out.different; break;
-      case DiffKind::kOnlyInA: ++out.only_a; break;
-      case DiffKind::kOnlyInB: ++out.only_b; break;
-      case DiffKind::kShapeMismatch: ++out.shape_mismatch; break;
+      case DiffKind::kIdentical:
+        ++out.identical;
+        break;
+      case DiffKind::kDifferent:
+        ++out.different;
+        break;
+      case DiffKind::kOnlyInA:
+        ++out.only_a;
+        break;
+      case DiffKind::kOnlyInB:
+        ++out.only_b;
+        break;
+      case DiffKind::kShapeMismatch:
+        ++out.shape_mismatch;
+        break;
     }
     out.tensors.push_back(std::move(d));
   }
@@ -343,8 +363,12 @@ Result<ModelDiff> diff_models(const FileSystem& fs, const fs::path& a_dir, const
 
 nlohmann::json ModelDiff::to_json() const {
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  nlohmann::json j = {{"same", same()},           {"identical", identical}, {"different", different},
-                      {"only_in_a", only_a},      {"only_in_b", only_b},   {"shape_mismatch", shape_mismatch},
+  nlohmann::json j = {{"same", same()},
+                      {"identical", identical},
+                      {"different", different},
+                      {"only_in_a", only_a},
+                      {"only_in_b", only_b},
+                      {"shape_mismatch", shape_mismatch},
                       {"tensors", nlohmann::json::array()}};
   for (const TensorDiff& t : tensors) {
     nlohmann::json e = {{"name", t.name}, {"kind", diff_kind_name(t.kind)}};
@@ -370,8 +394,12 @@ std::string render_diff(const ModelDiff& d, bool all) {
         else
           s += fmt::format("  ~ {}  bytes differ\n", t.name);
         break;
-      case DiffKind::kOnlyInA: s += fmt::format("  - {}  only in a\n", t.name); break;
-      case DiffKind::kOnlyInB: s += fmt::format("  + {}  only in b\n", t.name); break;
+      case DiffKind::kOnlyInA:
+        s += fmt::format("  - {}  only in a\n", t.name);
+        break;
+      case DiffKind::kOnlyInB:
+        s += fmt::format("  + {}  only in b\n", t.name);
+        break;
       case DiffKind::kShapeMismatch:
         s += fmt::format("  ! {}  shape {} vs {}\n", t.name, shape_str(t.shape_a), shape_str(t.shape_b));
         break;

@@ -19,11 +19,10 @@
 // It streams one tensor at a time over `threads` threads; the figures do
 // not depend on the thread count.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/result.h"
@@ -37,21 +36,21 @@ enum class InspectKind { kModel, kAdapter };
 struct TensorSummary {
   std::string name;
   DType dtype = DType::kF32;
-  std::vector<int64_t> shape;            // as stored
-  std::optional<LayerQuant> quant;       // a quantized weight
-  std::vector<int64_t> logical_shape;    // dequantized shape (== shape when float)
-  bool quant_overhead = false;           // the scales/biases of a quantized weight
-  uint64_t parameters = 0;               // 0 for scales/biases
-  uint64_t bytes = 0;                    // stored bytes
+  std::vector<int64_t> shape;          // as stored
+  std::optional<LayerQuant> quant;     // a quantized weight
+  std::vector<int64_t> logical_shape;  // dequantized shape (== shape when float)
+  bool quant_overhead = false;         // the scales/biases of a quantized weight
+  uint64_t parameters = 0;             // 0 for scales/biases
+  uint64_t bytes = 0;                  // stored bytes
 };
 
 // One line of the size breakdown: tensors stored the same way.
 struct SizeGroup {
-  std::string label;         // "4-bit gs64 (BF16 scales)", "BF16", "U32"
-  int64_t tensors = 0;       // weights (a quantized triple counts once)
+  std::string label;    // "4-bit gs64 (BF16 scales)", "BF16", "U32"
+  int64_t tensors = 0;  // weights (a quantized triple counts once)
   uint64_t parameters = 0;
-  uint64_t bytes = 0;        // including scales and biases
-  double nominal_bits = 0;   // b + 2·scale_bits/gs, or the dtype's bits
+  uint64_t bytes = 0;       // including scales and biases
+  double nominal_bits = 0;  // b + 2·scale_bits/gs, or the dtype's bits
 };
 
 struct AdapterSummary {
@@ -68,9 +67,9 @@ struct Inspection {
   std::vector<TensorSummary> tensors;  // sorted by name
   std::vector<SizeGroup> groups;       // sorted by label
   uint64_t parameters = 0;
-  uint64_t tensor_bytes = 0;      // sum of stored tensor bytes
-  uint64_t safetensors_bytes = 0; // the .safetensors files (headers included)
-  uint64_t disk_bytes = 0;        // every regular file in the directory
+  uint64_t tensor_bytes = 0;       // sum of stored tensor bytes
+  uint64_t safetensors_bytes = 0;  // the .safetensors files (headers included)
+  uint64_t disk_bytes = 0;         // every regular file in the directory
   std::optional<AdapterSummary> adapter;
 
   double bits_per_weight() const {
@@ -92,10 +91,10 @@ struct TensorDiff {
   std::string name;
   DiffKind kind = DiffKind::kIdentical;
   std::vector<int64_t> shape_a, shape_b;  // logical
-  bool compared_values = false;  // false: non-float, compared as bytes
-  int64_t differing = 0;         // elements whose values differ
-  double max_abs = 0;            // max |b − a|
-  double rel = 0;                // ‖b − a‖ / ‖a‖ (0 when both are 0)
+  bool compared_values = false;           // false: non-float, compared as bytes
+  int64_t differing = 0;                  // elements whose values differ
+  double max_abs = 0;                     // max |b − a|
+  double rel = 0;                         // ‖b − a‖ / ‖a‖ (0 when both are 0)
 };
 
 struct ModelDiff {

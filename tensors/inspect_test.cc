@@ -72,8 +72,9 @@ TEST(Inspect, QuantizedModelSizeIsParamsTimesBitsOverEight) {
 
 TEST(Inspect, Adapter) {
   MemoryFileSystem fs;
-  write_peft_adapter(fs, "/a", {make_module("model.layers.0.self_attn.q_proj", 64, 64, 8, 2.0f, 1),
-                                make_module("model.layers.0.mlp.down_proj", 64, 128, 8, 2.0f, 2)});
+  write_peft_adapter(fs, "/a",
+                     {make_module("model.layers.0.self_attn.q_proj", 64, 64, 8, 2.0f, 1),
+                      make_module("model.layers.0.mlp.down_proj", 64, 128, 8, 2.0f, 2)});
   auto in = inspect(fs, "/a");
   ASSERT_TRUE(in.ok()) << in.error().to_string();
   EXPECT_EQ(in->kind, InspectKind::kAdapter);

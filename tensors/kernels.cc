@@ -10,8 +10,8 @@ namespace mb::kernels {
 
 namespace {
 
-void quantize_groups(const float* w, int64_t groups, int gs, int bits, QuantKernel kernel, DType dtype,
-                     uint8_t* codes, float* scales, float* biases) {
+void quantize_groups(const float* w, int64_t groups, int gs, int bits, QuantKernel kernel, DType dtype, uint8_t* codes,
+                     float* scales, float* biases) {
   const size_t n = static_cast<size_t>(gs);
   for (int64_t g = 0; g < groups; ++g) {
     const GroupParams p = quantize_group(std::span<const float>(w + g * gs, n), bits, kernel, dtype,
@@ -92,18 +92,18 @@ void retention_lanes(const float* w0, const float* target, const float* result, 
   }
 }
 
-constexpr Table k_portable = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
-                              f32_to_f16_n,    round_f16,         retention_lanes};
+constexpr Table kPortable = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
+                             f32_to_f16_n,    round_f16,         retention_lanes};
 
 }  // namespace
 
-const Table& portable_table() { return k_portable; }
+const Table& portable_table() { return kPortable; }
 
 const Table& table() {
-  static const Table& chosen = avx2_table() ? *avx2_table() : k_portable;
+  static const Table& chosen = avx2_table() ? *avx2_table() : kPortable;
   return chosen;
 }
 
-const char* isa() { return &table() == &k_portable ? "portable" : "avx2"; }
+const char* isa() { return &table() == &kPortable ? "portable" : "avx2"; }
 
 }  // namespace mb::kernels

@@ -44,8 +44,7 @@ struct Table {
   void (*round_f16)(const float* in, float* out, int64_t n);
   // The retention sums of RetentionSums::add: element i goes to lane i % 4;
   // lanes[q][l] accumulates quantity q (ΔW², error², change², dot) in double.
-  void (*retention_lanes)(const float* w0, const float* target, const float* result, int64_t n,
-                          double lanes[4][4]);
+  void (*retention_lanes)(const float* w0, const float* target, const float* result, int64_t n, double lanes[4][4]);
 };
 
 // The implementation in use: AVX2 when the CPU supports it. Tests compare

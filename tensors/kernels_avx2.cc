@@ -61,8 +61,7 @@ MB_AVX2 inline float lane_min(__m256 v) {
 // group_params (mlx_quant.cc) for eight groups at once, one per lane: the
 // three dependent divisions are the slowest part of a group, and this way
 // eight groups share them.
-MB_AVX2 inline void group_params8(__m256 w_min, __m256 w_max, int bits, bool cpu, __m256* scale_out,
-                                  __m256* bias_out) {
+MB_AVX2 inline void group_params8(__m256 w_min, __m256 w_max, int bits, bool cpu, __m256* scale_out, __m256* bias_out) {
   const __m256 n_bins = _mm256_set1_ps(static_cast<float>((1 << bits) - 1)), eps = _mm256_set1_ps(1e-7f);
   const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
   const __m256 mask = _mm256_cmp_ps(_mm256_andnot_ps(sign, w_min), _mm256_andnot_ps(sign, w_max), _CMP_GT_OQ);
@@ -202,8 +201,7 @@ MB_AVX2 void round_f16(const float* in, float* out, int64_t n) {
 }
 
 // Four doubles per register are exactly the portable code's four lanes.
-MB_AVX2 void retention_lanes(const float* w0, const float* target, const float* result, int64_t n,
-                             double lanes[4][4]) {
+MB_AVX2 void retention_lanes(const float* w0, const float* target, const float* result, int64_t n, double lanes[4][4]) {
   __m256d dd = _mm256_loadu_pd(lanes[0]), ee = _mm256_loadu_pd(lanes[1]), cc = _mm256_loadu_pd(lanes[2]),
           dot = _mm256_loadu_pd(lanes[3]);
   int64_t i = 0;
@@ -225,14 +223,14 @@ MB_AVX2 void retention_lanes(const float* w0, const float* target, const float* 
   portable_table().retention_lanes(w0 + i, target + i, result + i, n - i, lanes);
 }
 
-constexpr Table k_avx2 = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
-                          f32_to_f16_n,    round_f16,         retention_lanes};
+constexpr Table kAvx2 = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
+                         f32_to_f16_n,    round_f16,         retention_lanes};
 
 }  // namespace
 
 const Table* avx2_table() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-  return ok ? &k_avx2 : nullptr;
+  return ok ? &kAvx2 : nullptr;
 }
 
 }  // namespace mb::kernels

@@ -38,20 +38,37 @@ uint32_t bits_of(float f) { return std::bit_cast<uint32_t>(f); }
   return ::testing::AssertionSuccess();
 }
 
-const float k_inf = std::numeric_limits<float>::infinity();
-const float k_nan = std::numeric_limits<float>::quiet_NaN();
+const float kInf = std::numeric_limits<float>::infinity();
+const float kNan = std::numeric_limits<float>::quiet_NaN();
 
 // Values that stress conversions: specials, f16 subnormal and overflow
 // boundaries, halfway cases of the f16 mantissa, f32 subnormals.
 std::vector<float> special_values() {
-  std::vector<float> s = {0.0f, -0.0f, k_inf, -k_inf, k_nan, -k_nan,
+  std::vector<float> s = {0.0f,
+                          -0.0f,
+                          kInf,
+                          -kInf,
+                          kNan,
+                          -kNan,
                           std::bit_cast<float>(0x7F800001u),  // signalling NaN
                           std::bit_cast<float>(0xFFA00000u),  // negative NaN with a payload
-                          65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e10f,
-                          std::ldexp(1.0f, -14), std::ldexp(1.0f, -24), std::ldexp(1.0f, -25),
-                          std::ldexp(1.5f, -25), std::ldexp(1.0f, -26), std::ldexp(1.0f, -149),
-                          std::ldexp(3.0f, -130), 1.0f + std::ldexp(1.0f, -11),  // halfway: ties to even
-                          1.0f + 3 * std::ldexp(1.0f, -11), 0.1f, -0.1f, 1.0f / 3.0f};
+                          65504.0f,
+                          65519.99f,
+                          65520.0f,
+                          -65520.0f,
+                          1e10f,
+                          std::ldexp(1.0f, -14),
+                          std::ldexp(1.0f, -24),
+                          std::ldexp(1.0f, -25),
+                          std::ldexp(1.5f, -25),
+                          std::ldexp(1.0f, -26),
+                          std::ldexp(1.0f, -149),
+                          std::ldexp(3.0f, -130),
+                          1.0f + std::ldexp(1.0f, -11),  // halfway: ties to even
+                          1.0f + 3 * std::ldexp(1.0f, -11),
+                          0.1f,
+                          -0.1f,
+                          1.0f / 3.0f};
   return s;
 }
 
@@ -105,20 +122,20 @@ std::vector<float> quantizer_inputs(int gs) {
   auto group = [&](auto fn) {
     for (int i = 0; i < gs; ++i) w.push_back(fn(i));
   };
-  group([](int i) { return (i - 20) / 16.0f; });            // mlx-formats example 2: exact ties
-  group([](int i) { return -1.0f + i / 512.0f; });          // all negative
-  group([](int) { return 0.25f; });                         // constant
-  group([](int) { return 0.0f; });                          // zeros
+  group([](int i) { return (i - 20) / 16.0f; });           // mlx-formats example 2: exact ties
+  group([](int i) { return -1.0f + i / 512.0f; });         // all negative
+  group([](int) { return 0.25f; });                        // constant
+  group([](int) { return 0.0f; });                         // zeros
   group([](int i) { return i % 2 ? 0.0f : -0.0f; });       // signed zeros
-  group([](int i) { return i % 3 ? -0.0f : -2.0f; });       // negative with -0 as the max
-  group([](int i) { return i == 5 ? k_nan : i * 0.01f; });  // a NaN weight
-  group([](int i) { return i == 7 ? k_inf : -i * 0.01f; });
-  group([](int i) { return i == 9 ? -k_inf : i * 0.01f; });
-  group([](int) { return k_inf; });                        // max - min is NaN on the CPU path
-  group([](int) { return -k_inf; });
-  group([](int) { return k_nan; });
+  group([](int i) { return i % 3 ? -0.0f : -2.0f; });      // negative with -0 as the max
+  group([](int i) { return i == 5 ? kNan : i * 0.01f; });  // a NaN weight
+  group([](int i) { return i == 7 ? kInf : -i * 0.01f; });
+  group([](int i) { return i == 9 ? -kInf : i * 0.01f; });
+  group([](int) { return kInf; });  // max - min is NaN on the CPU path
+  group([](int) { return -kInf; });
+  group([](int) { return kNan; });
   group([](int i) { return std::ldexp(static_cast<float>(i), -140); });  // f32 subnormals
-  group([](int i) { return 3e38f * ((i % 5) - 2) / 2.0f; });            // near float max
+  group([](int i) { return 3e38f * ((i % 5) - 2) / 2.0f; });             // near float max
   for (float x : random_values(static_cast<size_t>(gs) * 200, 0.05f, 4)) w.push_back(x);
   for (float x : random_values(static_cast<size_t>(gs) * 20, 6e4f, 5)) w.push_back(x);
   return w;
@@ -152,7 +169,7 @@ TEST_F(KernelsTest, QuantizeGroupsGiveTheWorkedExampleCodes) {
   std::vector<uint8_t> c(32);
   float s, b;
   table().quantize_groups(w.data(), 1, 32, 4, QuantKernel::kCpu, DType::kF32, c.data(), &s, &b);
-  const std::vector<uint8_t> cpu = {0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5, 6, 6, 6, 7, 8,
+  const std::vector<uint8_t> cpu = {0, 0, 1, 2,  2,  2,  3,  4,  4,  4,  5,  6,  6,  6,  7,  8,
                                     8, 8, 9, 10, 10, 10, 11, 12, 12, 12, 13, 14, 14, 14, 15, 15};
   EXPECT_EQ(c, cpu);
 }
@@ -165,7 +182,7 @@ TEST_F(KernelsTest, DequantizePackedMatchesForEveryBitsAndGroupSize) {
       std::mt19937 rng(6);
       for (std::byte& c : packed) c = static_cast<std::byte>(rng());
       std::vector<float> s = random_values(groups, 0.01f, 7), b = random_values(groups, 1.0f, 8);
-      s[3] = -0.0f, b[4] = k_nan, s[5] = k_inf;
+      s[3] = -0.0f, b[4] = kNan, s[5] = kInf;
       std::vector<float> a(static_cast<size_t>(groups * gs)), o(a.size());
       p.dequantize_packed(packed.data(), bits, groups, gs, s.data(), b.data(), a.data());
       v.dequantize_packed(packed.data(), bits, groups, gs, s.data(), b.data(), o.data());
@@ -195,7 +212,8 @@ TEST_F(KernelsTest, RetentionLanesMatchAndAccumulate) {
   for (int64_t n : {1, 3, 4, 5, 896, 4099}) {
     std::vector<float> w0 = random_values(static_cast<size_t>(n), 0.05f, 11);
     std::vector<float> t = w0, r = w0;
-    std::vector<float> d = random_values(static_cast<size_t>(n), 0.001f, 12), e = random_values(static_cast<size_t>(n), 0.0004f, 13);
+    std::vector<float> d = random_values(static_cast<size_t>(n), 0.001f, 12),
+                       e = random_values(static_cast<size_t>(n), 0.0004f, 13);
     for (int64_t i = 0; i < n; ++i) t[i] += d[i], r[i] = t[i] + e[i];
     double la[4][4], lb[4][4];
     for (int q = 0; q < 4; ++q)

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "tensors/kernels.h"
@@ -14,7 +13,7 @@ namespace mb {
 
 namespace {
 
-constexpr int k_max_group = 128;
+constexpr int kMaxGroup = 128;
 
 std::string shape_str(std::span<const int64_t> shape) {
   return nlohmann::json(std::vector<int64_t>(shape.begin(), shape.end())).dump();
@@ -67,7 +66,8 @@ const char* quant_kernel_name(QuantKernel kernel) { return kernel == QuantKernel
 
 Status check_quant_params(int bits, int group_size, std::string_view where) {
   if (bits < 2 || bits > 8 || bits == 7)
-    return make_error(Errc::kInvalidInput, std::string(where), "unsupported bits {} (supported: 2, 3, 4, 5, 6, 8)", bits);
+    return make_error(Errc::kInvalidInput, std::string(where), "unsupported bits {} (supported: 2, 3, 4, 5, 6, 8)",
+                      bits);
   if (group_size != 32 && group_size != 64 && group_size != 128)
     return make_error(Errc::kInvalidInput, std::string(where), "unsupported group size {} (supported: 32, 64, 128)",
                       group_size);
@@ -257,11 +257,12 @@ Status quantize_rows(std::string_view name, std::span<const float> w, int64_t co
   MB_TRY(check_quant_params(bits, gs, name));
   MB_TRY(check_dtype(name, dtype));
   if (cols <= 0 || cols % gs != 0 || w.size() % static_cast<size_t>(cols) != 0)
-    return make_error(Errc::kInvalidInput, std::string(name), "{} values do not form rows of {} columns in groups of {}",
-                      w.size(), cols, gs);
+    return make_error(Errc::kInvalidInput, std::string(name),
+                      "{} values do not form rows of {} columns in groups of {}", w.size(), cols, gs);
   const size_t groups = w.size() / static_cast<size_t>(gs);
   const size_t group_bytes = static_cast<size_t>(gs * bits / 8);
-  if (packed.size() != groups * group_bytes) return size_error(name, "packed output", packed.size(), groups * group_bytes);
+  if (packed.size() != groups * group_bytes)
+    return size_error(name, "packed output", packed.size(), groups * group_bytes);
   const size_t param_bytes = groups * dtype_size(dtype);
   if (scales.size() != param_bytes) return size_error(name, "scales output", scales.size(), param_bytes);
   if (biases.size() != param_bytes) return size_error(name, "biases output", biases.size(), param_bytes);
@@ -269,13 +270,13 @@ Status quantize_rows(std::string_view name, std::span<const float> w, int64_t co
   // Rows hold whole groups and a group of >= 32 codes packs to whole words,
   // so every group packs independently at its own byte offset. Groups go
   // through the kernel in blocks that fit the stack.
-  constexpr size_t k_block = 32;
-  uint8_t codes[k_block * k_max_group];
-  float s[k_block], b[k_block];
+  constexpr size_t kBlock = 32;
+  uint8_t codes[kBlock * kMaxGroup];
+  float s[kBlock], b[kBlock];
   const size_t t = dtype_size(dtype);
   const kernels::Table& k = kernels::table();
-  for (size_t g0 = 0; g0 < groups; g0 += k_block) {
-    const size_t n = std::min(k_block, groups - g0);
+  for (size_t g0 = 0; g0 < groups; g0 += kBlock) {
+    const size_t n = std::min(kBlock, groups - g0);
     k.quantize_groups(w.data() + g0 * gs, static_cast<int64_t>(n), gs, bits, params.kernel, dtype, codes, s, b);
     pack_codes(std::span<const uint8_t>(codes, n * gs), bits, packed.subspan(g0 * group_bytes, n * group_bytes));
     (void)from_f32(std::span<const float>(s, n), dtype, scales.subspan(g0 * t, n * t)).ok();
@@ -291,16 +292,17 @@ Status dequantize_rows(std::string_view name, std::span<const std::byte> packed,
   MB_TRY(check_dtype(name, dtype));
   const size_t gs = static_cast<size_t>(group_size);
   if (cols <= 0 || cols % group_size != 0 || out.size() % static_cast<size_t>(cols) != 0)
-    return make_error(Errc::kInvalidInput, std::string(name), "{} values do not form rows of {} columns in groups of {}",
-                      out.size(), cols, group_size);
+    return make_error(Errc::kInvalidInput, std::string(name),
+                      "{} values do not form rows of {} columns in groups of {}", out.size(), cols, group_size);
   const size_t groups = out.size() / gs;
   const size_t group_bytes = gs * static_cast<size_t>(bits) / 8;
-  if (packed.size() != groups * group_bytes) return size_error(name, "packed weight", packed.size(), groups * group_bytes);
+  if (packed.size() != groups * group_bytes)
+    return size_error(name, "packed weight", packed.size(), groups * group_bytes);
   const size_t param_bytes = groups * dtype_size(dtype);
   if (scales.size() != param_bytes) return size_error(name, "scales", scales.size(), param_bytes);
   if (biases.size() != param_bytes) return size_error(name, "biases", biases.size(), param_bytes);
 
-  uint8_t codes[k_max_group];
+  uint8_t codes[kMaxGroup];
   for (size_t g = 0; g < groups; ++g) {
     std::span<uint8_t> c(codes, gs);
     unpack_codes(packed.subspan(g * group_bytes, group_bytes), bits, c);
@@ -311,7 +313,8 @@ Status dequantize_rows(std::string_view name, std::span<const std::byte> packed,
       for (size_t i = 0; i < gs; ++i) o[i] = static_cast<float>(c[i]) * s + b;
     } else {
       // MLX's CPU path rounds twice: the product to T, then the sum to T.
-      for (size_t i = 0; i < gs; ++i) o[i] = round_to_dtype(round_to_dtype(static_cast<float>(c[i]) * s, dtype) + b, dtype);
+      for (size_t i = 0; i < gs; ++i)
+        o[i] = round_to_dtype(round_to_dtype(static_cast<float>(c[i]) * s, dtype) + b, dtype);
     }
   }
   return {};

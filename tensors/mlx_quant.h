@@ -44,8 +44,7 @@ Status check_quant_params(int bits, int group_size, std::string_view where);
 // Validates quantizing a tensor: a quantizable float dtype, rank >= 1 (MLX
 // wants >= 2; a 1-D tensor is accepted as a single row), last dimension
 // divisible by group_size. Errors name the tensor.
-Status check_quantizable(std::string_view name, DType dtype, std::span<const int64_t> shape,
-                         const QuantParams& params);
+Status check_quantizable(std::string_view name, DType dtype, std::span<const int64_t> shape, const QuantParams& params);
 
 // Shapes of the packed weight (U32) and of scales/biases for a float tensor
 // of `shape`; REQUIRES: check_quantizable passed.
@@ -56,8 +55,7 @@ std::vector<int64_t> scales_shape(std::span<const int64_t> shape, int group_size
 // Checks that the scales/biases shapes agree (scales last dim ==
 // in/group_size, same leading dims). Errors name `name`.
 Result<std::vector<int64_t>> dequantized_shape(std::string_view name, std::span<const int64_t> weight_shape,
-                                               std::span<const int64_t> scales_shape, int bits,
-                                               int group_size);
+                                               std::span<const int64_t> scales_shape, int bits, int group_size);
 
 // One group's float32 parameters before rounding to the dtype.
 struct GroupParams {

@@ -1,11 +1,11 @@
 #include "tensors/mlx_quant.h"
 
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
-
-#include <gtest/gtest.h>
 
 namespace mb {
 namespace {
@@ -61,8 +61,8 @@ Codes codes_of(const QuantizedTensor& q, int bits = 4) {
 }
 
 std::vector<float> dequantize(const QuantizedTensor& q, int bits = 4, int gs = 32) {
-  auto r = dequantize_tensor("ex", q.weight_shape, q.weight, q.scales_shape, q.dtype, q.scales, q.biases, bits, gs,
-                             nullptr);
+  auto r =
+      dequantize_tensor("ex", q.weight_shape, q.weight, q.scales_shape, q.dtype, q.scales, q.biases, bits, gs, nullptr);
   EXPECT_TRUE(r.ok()) << r.error().to_string();
   return r.ok() ? *r : std::vector<float>{};
 }
@@ -95,12 +95,12 @@ TEST(MlxQuant, Example2TiesCpuVersusGpu) {
   std::vector<float> w;
   for (int i = 0; i < 32; ++i) w.push_back(static_cast<float>(i - 20) / 16.0f);
   auto cpu = quantize32(w, DType::kF32, QuantKernel::kCpu);
-  EXPECT_EQ(codes_of(cpu), (Codes{0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5, 6, 6, 6, 7, 8, 8, 8, 9, 10, 10, 10, 11, 12, 12, 12,
-                                  13, 14, 14, 14, 15, 15}));
+  EXPECT_EQ(codes_of(cpu), (Codes{0, 0, 1, 2,  2,  2,  3,  4,  4,  4,  5,  6,  6,  6,  7,  8,
+                                  8, 8, 9, 10, 10, 10, 11, 12, 12, 12, 13, 14, 14, 14, 15, 15}));
   EXPECT_EQ(words_of(cpu.weight), (Words{0x43222100, 0x87666544, 0xCBAAA988, 0xFFEEEDCC}));
   auto gpu = quantize32(w, DType::kF32, QuantKernel::kGpu);
-  EXPECT_EQ(codes_of(gpu), (Codes{0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
-                                  13, 14, 14, 15, 15, 15}));
+  EXPECT_EQ(codes_of(gpu), (Codes{0, 1, 1, 2,  2,  3,  3,  4,  4,  5,  5,  6,  6,  7,  7,  8,
+                                  8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 15}));
   EXPECT_EQ(words_of(gpu.weight), (Words{0x43322110, 0x87766554, 0xCBBAA998, 0xFFFEEDDC}));
   for (const auto* q : {&cpu, &gpu}) {
     EXPECT_EQ(stored(q->scales, DType::kF32), 0x3E000000u);
@@ -119,8 +119,8 @@ TEST(MlxQuant, Example3AllNegativeGroup) {
   Codes cpu_codes;
   for (int i = 0; i < 32; ++i) cpu_codes.push_back(static_cast<uint8_t>(std::rint(i * 124.0 / 256.0)));
   EXPECT_EQ(codes_of(cpu), cpu_codes);
-  EXPECT_EQ(codes_of(cpu), (Codes{0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12,
-                                  13, 13, 14, 14, 15, 15}));
+  EXPECT_EQ(codes_of(cpu), (Codes{0, 0, 1, 1, 2,  2,  3,  3,  4,  4,  5,  5,  6,  6,  7,  7,
+                                  8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15}));
   EXPECT_EQ(words_of(cpu.weight), (Words{0x33221100, 0x77665544, 0xBBAA9988, 0xFFEEDDCC}));
   EXPECT_EQ(stored(cpu.scales, DType::kF32), 0x3C042108u);
   EXPECT_EQ(stored(cpu.biases, DType::kF32), f32_bits(-1.0f));
@@ -192,7 +192,8 @@ TEST(MlxQuant, Example5ScaleRoundingAndDequantization) {
   EXPECT_EQ(p.bias, -1.0f);
   EXPECT_EQ(std::rint(0.25f / p.scale), 2.0f);  // 2.4999999627, not a tie
 
-  const Codes want = {0, 1, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9, 9, 10, 11, 11, 12, 12, 13, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15};
+  const Codes want = {0,  1,  1,  2,  2,  3,  4,  4,  5,  6,  6,  7,  8,  8,  9,  9,
+                      10, 11, 11, 12, 12, 13, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15};
   struct Case {
     DType dtype;
     uint32_t scale, bias;
@@ -219,14 +220,15 @@ TEST(MlxQuant, Example5ScaleRoundingAndDequantization) {
     EXPECT_TRUE(st.ok());
     return out;
   };
-  const float bf16_want[16] = {-1,        -0.8984375, -0.80078125, -0.69921875, -0.6015625, -0.5,
+  const float bf16_want[16] = {-1,         -0.8984375,  -0.80078125, -0.69921875, -0.6015625, -0.5,
                                -0.3984375, -0.30078125, -0.19921875, -0.09765625, 0,          0.1015625,
-                               0.203125,  0.3046875,  0.3984375,  0.5};
+                               0.203125,   0.3046875,   0.3984375,   0.5};
   auto bf = dequant(DType::kBF16, 0x3DCD, 0xBF80);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(bf[i], bf16_want[i % 16]) << i;
-  const float f16_want[16] = {-1,           -0.899902344, -0.799804688, -0.700195312, -0.600097656, -0.5,
-                              -0.400390625, -0.300292969, -0.200195312, -0.100097656, 0,            0.099609375,
-                              0.19921875,   0.299804688,  0.399414062,  0.5};
+  const float f16_want[16] = {-1,   -0.899902344, -0.799804688, -0.700195312, -0.600097656,
+                              -0.5, -0.400390625, -0.300292969, -0.200195312, -0.100097656,
+                              0,    0.099609375,  0.19921875,   0.299804688,  0.399414062,
+                              0.5};
   auto hf = dequant(DType::kF16, 0x2E66, 0xBC00);
   // The spec rounds to 9 digits; the nearest f16 of each is the exact value.
   for (int i = 0; i < 32; ++i) EXPECT_EQ(hf[i], round_to_dtype(f16_want[i % 16], DType::kF16)) << i;
@@ -283,7 +285,8 @@ TEST(MlxQuant, UnpackInvertsPackForRandomCodes) {
 TEST(MlxQuant, Shapes) {
   // §2.2 for in = 4096, and §3.1's Llama-3.2-1B examples.
   const std::pair<int, int64_t> table[] = {{2, 256}, {3, 384}, {4, 512}, {5, 640}, {6, 768}, {8, 1024}};
-  for (auto [bits, cols] : table) EXPECT_EQ(packed_shape(std::vector<int64_t>{7, 4096}, bits), (std::vector<int64_t>{7, cols}));
+  for (auto [bits, cols] : table)
+    EXPECT_EQ(packed_shape(std::vector<int64_t>{7, 4096}, bits), (std::vector<int64_t>{7, cols}));
   std::vector<int64_t> down = {2048, 8192};
   EXPECT_EQ(packed_shape(down, 4), (std::vector<int64_t>{2048, 1024}));
   EXPECT_EQ(scales_shape(down, 64), (std::vector<int64_t>{2048, 128}));
@@ -328,7 +331,8 @@ TEST(MlxQuant, ValidationErrorsNameTheTensor) {
   EXPECT_TRUE(quantize_rows("w", w, 64, DType::kF32, {4, 64}, packed, scales, biases).ok());
   EXPECT_FALSE(quantize_rows("w", w, 64, DType::kF32, {4, 64}, std::span(packed).first(31), scales, biases).ok());
   EXPECT_FALSE(quantize_rows("w", w, 48, DType::kF32, {4, 32}, packed, scales, biases).ok());
-  auto q = quantize_tensor("t", DType::kF32, std::vector<int64_t>{1, 64}, std::as_bytes(std::span(w)).first(10), {4, 64});
+  auto q =
+      quantize_tensor("t", DType::kF32, std::vector<int64_t>{1, 64}, std::as_bytes(std::span(w)).first(10), {4, 64});
   ASSERT_FALSE(q.ok());
   EXPECT_EQ(q.error().where, "t");
 }

@@ -29,7 +29,7 @@ LayerQuant mode_defaults(const std::string& mode) {
   if (mode == "mxfp4") return {4, 32, mode};
   if (mode == "nvfp4") return {4, 16, mode};
   if (mode == "mxfp8") return {8, 32, mode};
-  return {k_default_bits, k_default_group_size, mode};
+  return {kDefaultBits, kDefaultGroupSize, mode};
 }
 
 // Reads {group_size, bits, mode} with MLX's fallbacks. `what` names the
@@ -37,7 +37,8 @@ LayerQuant mode_defaults(const std::string& mode) {
 Result<LayerQuant> parse_params(const ojson& obj, std::string_view where, const std::string& what) {
   std::string mode = "affine";
   if (auto m = obj.find("mode"); m != obj.end() && !m->is_null()) {
-    if (!m->is_string()) return make_error(Errc::kInvalidInput, std::string(where), "{}: \"mode\" is not a string", what);
+    if (!m->is_string())
+      return make_error(Errc::kInvalidInput, std::string(where), "{}: \"mode\" is not a string", what);
     mode = m->get<std::string>();
   }
   LayerQuant q = mode_defaults(mode);
@@ -189,9 +190,8 @@ Result<ShardPlan> plan_shards(const std::vector<TensorDecl>& tensors, uint64_t m
     plan.total_size += sizes[i];
   }
   for (size_t s = 0; s < shards.size(); ++s) {
-    shards[s].file_name = shards.size() == 1
-                              ? std::string("model.safetensors")
-                              : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
+    shards[s].file_name = shards.size() == 1 ? std::string("model.safetensors")
+                                             : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
     for (const TensorDecl& t : shards[s].tensors) plan.weight_map[t.name] = shards[s].file_name;
   }
   plan.shards = std::move(shards);
@@ -275,8 +275,7 @@ Status carry_over_side_files(FileSystem& fs, const fs::path& src_dir, const fs::
   return {};
 }
 
-ModelDirWriter::ModelDirWriter(FileSystem& fs, fs::path out_dir, ShardPlan plan, ojson config,
-                               ModelDirOptions options)
+ModelDirWriter::ModelDirWriter(FileSystem& fs, fs::path out_dir, ShardPlan plan, ojson config, ModelDirOptions options)
     : m_fs(fs),
       m_out_dir(std::move(out_dir)),
       m_plan(std::move(plan)),
@@ -318,7 +317,7 @@ Status ModelDirWriter::write_tensor_part(std::string_view name, uint64_t offset,
 
 Status ModelDirWriter::finish() {
   for (auto& w : m_writers) MB_TRY(w->finish());
-  MB_TRY(write_file_atomic(m_fs, m_out_dir / k_index_file_name, format_index_json(m_plan)));
+  MB_TRY(write_file_atomic(m_fs, m_out_dir / kIndexFileName, format_index_json(m_plan)));
   MB_TRY(write_file_atomic(m_fs, m_out_dir / "config.json", format_config_json(m_config)));
   if (m_options.source_dir) MB_TRY(carry_over_side_files(m_fs, *m_options.source_dir, m_out_dir));
   return {};

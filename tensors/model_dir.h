@@ -20,13 +20,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/result.h"
@@ -35,14 +34,14 @@
 
 namespace mb {
 
-inline constexpr uint64_t k_default_max_shard_bytes = uint64_t{5} << 30;  // mlx_lm's 5 GiB
-inline constexpr int k_default_group_size = 64;                         // MLX affine defaults
-inline constexpr int k_default_bits = 4;
+inline constexpr uint64_t kDefaultMaxShardBytes = uint64_t{5} << 30;  // mlx_lm's 5 GiB
+inline constexpr int kDefaultGroupSize = 64;                          // MLX affine defaults
+inline constexpr int kDefaultBits = 4;
 
 // How one module is quantized.
 struct LayerQuant {
-  int bits = k_default_bits;
-  int group_size = k_default_group_size;
+  int bits = kDefaultBits;
+  int group_size = kDefaultGroupSize;
   std::string mode = "affine";
   bool operator==(const LayerQuant&) const = default;
 };
@@ -129,7 +128,7 @@ Result<ShardPlan> plan_shards(const std::vector<TensorDecl>& tensors, uint64_t m
                               const QuantizationConfig& quant);
 
 struct ModelDirOptions {
-  uint64_t max_shard_bytes = k_default_max_shard_bytes;
+  uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   // When set, finish() carries over its side files (see side_files()).
   std::optional<fs::path> source_dir;
 };

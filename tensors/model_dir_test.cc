@@ -1,10 +1,10 @@
 #include "tensors/model_dir.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <random>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/fs_test_support.h"
 #include "base/temp_dir.h"
@@ -75,8 +75,9 @@ TEST(QuantizationConfig, ToJsonAndSetQuantization) {
   auto q = QuantizationConfig::uniform({4, 64, "affine"});
   q.set_override("model.layers.0.mlp.down_proj", LayerQuant{8, 64, "affine"});
   q.set_override("model.norm", std::nullopt);
-  EXPECT_EQ(q.to_json().dump(),
-            R"({"group_size":64,"bits":4,"mode":"affine","model.layers.0.mlp.down_proj":{"group_size":64,"bits":8,"mode":"affine"},"model.norm":false})");
+  EXPECT_EQ(
+      q.to_json().dump(),
+      R"({"group_size":64,"bits":4,"mode":"affine","model.layers.0.mlp.down_proj":{"group_size":64,"bits":8,"mode":"affine"},"model.norm":false})");
   ojson config = ojson::parse(R"({"model_type":"llama"})");
   set_quantization(config, &q);
   EXPECT_EQ(config["quantization"], config["quantization_config"]);
@@ -163,12 +164,12 @@ std::vector<TensorDecl> sample_model() {
   };
 }
 
-const char* k_sample_config = R"({"model_type":"llama","torch_dtype":"bfloat16","_name_or_path":"src",
+const char* kSampleConfig = R"({"model_type":"llama","torch_dtype":"bfloat16","_name_or_path":"src",
   "quantization":{"group_size":64,"bits":4,"mode":"affine",
                   "model.layers.0.mlp.down_proj":{"group_size":64,"bits":8,"mode":"affine"}}})";
 
 // Generated with Python's json.dump(index, indent=4) for the same plan.
-const char* k_sample_index = R"({
+const char* kSampleIndex = R"({
     "metadata": {
         "total_size": 15104,
         "total_parameters": 12416
@@ -188,7 +189,7 @@ const char* k_sample_index = R"({
 })";
 
 TEST(ModelDir, PlanShardsLikeMakeShards) {
-  auto q = parse_quant(k_sample_config);
+  auto q = parse_quant(kSampleConfig);
   auto plan = plan_shards(sample_model(), 7000, q);
   ASSERT_TRUE(plan.ok()) << plan.error().to_string();
   ASSERT_EQ(plan->shards.size(), 3u);
@@ -199,9 +200,9 @@ TEST(ModelDir, PlanShardsLikeMakeShards) {
   EXPECT_EQ(plan->total_size, 15104u);
   // embed 2048 + q_proj 512*32/4 + bias 64 + down_proj 1024*32/8 + norm 64 + lm_head 2048.
   EXPECT_EQ(plan->total_parameters, 12416u);
-  EXPECT_EQ(format_index_json(*plan), k_sample_index);
+  EXPECT_EQ(format_index_json(*plan), kSampleIndex);
 
-  auto one = plan_shards(sample_model(), k_default_max_shard_bytes, q);
+  auto one = plan_shards(sample_model(), kDefaultMaxShardBytes, q);
   ASSERT_TRUE(one.ok());
   ASSERT_EQ(one->shards.size(), 1u);
   EXPECT_EQ(one->shards[0].file_name, "model.safetensors");
@@ -256,7 +257,7 @@ void write_sample(FileSystem& fs, const fs::path& src, const fs::path& out, unsi
   ModelDirOptions options;
   options.max_shard_bytes = 7000;
   options.source_dir = src;
-  auto w = ModelDirWriter::create(fs, out, decls, ojson::parse(k_sample_config), options);
+  auto w = ModelDirWriter::create(fs, out, decls, ojson::parse(kSampleConfig), options);
   ASSERT_TRUE(w.ok()) << w.error().to_string();
   EXPECT_EQ((*w)->plan().shards.size(), 3u);
   std::shuffle(decls.begin(), decls.end(), std::mt19937(seed));
@@ -284,9 +285,9 @@ TEST(ModelDir, WritesThreeShardsAndReadsThemBack) {
             (std::vector<std::string>{"chat_template.jinja", "config.json", "generation_config.json", "merges.txt",
                                       "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
                                       "model-00003-of-00003.safetensors", "model.safetensors.index.json",
-                                      "modeling_x.py", "special_tokens_map.json", "tokenizer.json",
-                                      "tokenizer.model", "tokenizer_config.json"}));
-  EXPECT_EQ(*fs.contents("/out/model.safetensors.index.json"), k_sample_index);
+                                      "modeling_x.py", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
+                                      "tokenizer_config.json"}));
+  EXPECT_EQ(*fs.contents("/out/model.safetensors.index.json"), kSampleIndex);
   EXPECT_EQ(*fs.contents("/out/tokenizer.json"), "{\"tok\":1}");
   // Side files were linked or copied, never read into memory.
   for (const fs::path& p : fs.read_paths()) EXPECT_NE(p.parent_path(), fs::path("/src")) << p;
@@ -334,7 +335,7 @@ TEST(ModelDir, OutputIsDeterministic) {
 TEST(ModelDir, WriterRejectsUnknownAndIncompleteTensors) {
   MemoryFileSystem fs;
   ASSERT_TRUE(fs.create_dirs("/out").ok());
-  auto w = ModelDirWriter::create(fs, "/out", sample_model(), ojson::parse(k_sample_config), {7000, std::nullopt});
+  auto w = ModelDirWriter::create(fs, "/out", sample_model(), ojson::parse(kSampleConfig), {7000, std::nullopt});
   ASSERT_TRUE(w.ok());
   Status st = (*w)->write_tensor("nope", {});
   ASSERT_FALSE(st.ok());

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 namespace mb {
 
@@ -25,7 +24,7 @@ bool is_plain_file_name(const std::string& name) {
 }  // namespace
 
 Result<ModelWeights> ModelWeights::open(const FileSystem& fs, const fs::path& dir) {
-  fs::path index_path = dir / k_index_file_name;
+  fs::path index_path = dir / kIndexFileName;
   auto index_stat = fs.stat(index_path);
   if (!index_stat.ok() && index_stat.error().code != Errc::kNotFound) return index_stat.error();
 
@@ -36,15 +35,14 @@ Result<ModelWeights> ModelWeights::open(const FileSystem& fs, const fs::path& di
     for (const std::string& n : names)
       if (starts_with(n, "model") && ends_with(n, ".safetensors")) files.push_back(dir / n);
     if (files.empty())
-      return make_error(Errc::kNotFound, dir.string(), "no {} and no model*.safetensors files", k_index_file_name);
+      return make_error(Errc::kNotFound, dir.string(), "no {} and no model*.safetensors files", kIndexFileName);
     return open_files(fs, files);
   }
 
   std::string where = index_path.string();
   MB_ASSIGN(std::string text, fs.read_file(index_path));
   nlohmann::json index = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (index.is_discarded() || !index.is_object())
-    return make_error(Errc::kCorrupt, where, "not a JSON object");
+  if (index.is_discarded() || !index.is_object()) return make_error(Errc::kCorrupt, where, "not a JSON object");
   auto wm = index.find("weight_map");
   if (wm == index.end() || !wm->is_object()) return make_error(Errc::kCorrupt, where, "missing \"weight_map\" object");
 
@@ -91,7 +89,8 @@ Status ModelWeights::build_index() {
   };
   std::vector<Item> items;
   for (size_t s = 0; s < m_shards.size(); ++s)
-    for (const TensorInfo& t : m_shards[s]->tensors()) items.push_back({{&t, m_shards[s]->data(t)}, static_cast<int>(s)});
+    for (const TensorInfo& t : m_shards[s]->tensors())
+      items.push_back({{&t, m_shards[s]->data(t)}, static_cast<int>(s)});
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     if (a.ref.info->name != b.ref.info->name) return a.ref.info->name < b.ref.info->name;
     return a.shard < b.shard;

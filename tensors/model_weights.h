@@ -22,7 +22,7 @@
 
 namespace mb {
 
-inline constexpr const char* k_index_file_name = "model.safetensors.index.json";
+inline constexpr const char* kIndexFileName = "model.safetensors.index.json";
 
 class ModelWeights {
  public:

@@ -1,6 +1,7 @@
 #include "tensors/model_weights.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "base/fs_test_support.h"
@@ -72,10 +73,9 @@ TEST(ModelWeights, IndexedShards) {
   fs.add_file("/m/model-00001-of-00002.safetensors", shard_of({"a", "b"}));
   fs.add_file("/m/model-00002-of-00002.safetensors", shard_of({"c"}));
   fs.add_file("/m/model-stale.safetensors", shard_of({"a"}));  // not in the index: ignored
-  fs.add_file("/m/model.safetensors.index.json",
-              index_of({{"a", "model-00001-of-00002.safetensors"},
-                        {"b", "model-00001-of-00002.safetensors"},
-                        {"c", "model-00002-of-00002.safetensors"}}));
+  fs.add_file("/m/model.safetensors.index.json", index_of({{"a", "model-00001-of-00002.safetensors"},
+                                                           {"b", "model-00001-of-00002.safetensors"},
+                                                           {"c", "model-00002-of-00002.safetensors"}}));
   auto w = ModelWeights::open(fs, "/m");
   ASSERT_TRUE(w.ok()) << w.error().to_string();
   EXPECT_EQ(w->size(), 3u);

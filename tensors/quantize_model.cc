@@ -1,8 +1,8 @@
 #include "tensors/quantize_model.h"
 
-#include <map>
-
 #include <fmt/ranges.h>
+
+#include <map>
 
 #include "base/reporter.h"
 #include "tensors/fuse.h"
@@ -42,7 +42,8 @@ Result<Conversion> plan_conversion(const ModelDir& model, const Decide& decide) 
     }
     if (!enc) {
       if (rows.ok() && rows->quantized())
-        return make_error(Errc::kInternal, rows->file(), "quantized tensor {} cannot be copied without its scales", name);
+        return make_error(Errc::kInternal, rows->file(), "quantized tensor {} cannot be copied without its scales",
+                          name);
       task.copy = t.bytes;
       c.decls.push_back({name, t.info->dtype, t.info->shape});
     } else {
@@ -213,9 +214,9 @@ Result<ConvertResult> dequantize_model(FileSystem& fs, const fs::path& model_dir
   nlohmann::ordered_json config = model.config();
   set_quantization(config, nullptr);
   set_torch_dtype(config, dtype);
-  MB_ASSIGN(ConvertResult result, run_conversion(fs, model, out_dir, std::move(conversion), std::move(config),
-                                                 options.max_shard_bytes, options.threads, options.step, nullptr, {},
-                                                 reporter));
+  MB_ASSIGN(ConvertResult result,
+            run_conversion(fs, model, out_dir, std::move(conversion), std::move(config), options.max_shard_bytes,
+                           options.threads, options.step, nullptr, {}, reporter));
   result.dtype = dtype;
   return result;
 }

@@ -40,8 +40,8 @@ namespace mb {
 class Reporter;
 
 struct QuantizeOptions {
-  int bits = k_default_bits;
-  int group_size = k_default_group_size;
+  int bits = kDefaultBits;
+  int group_size = kDefaultGroupSize;
   QuantKernel kernel = QuantKernel::kGpu;
   // Scales, biases and float tensors; nullopt = the model's dtype
   // (fuse.h's default_dtype: torch_dtype for a float model).
@@ -50,7 +50,7 @@ struct QuantizeOptions {
   // nullopt to keep it float. Recorded in config.json's quantization.
   std::map<std::string, std::optional<LayerQuant>> overrides;
   int threads = 0;  // 0 = all cores
-  uint64_t max_shard_bytes = k_default_max_shard_bytes;
+  uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   std::string step;  // names progress events
 };
 
@@ -62,10 +62,10 @@ struct RetentionReference {
 };
 
 struct ConvertResult {
-  DType dtype = DType::kF32;  // float / scales dtype of the output
-  int64_t tensors = 0;        // tensors written
-  int64_t quantized = 0;      // quantized weights among them
-  uint64_t bytes = 0;         // tensor bytes written
+  DType dtype = DType::kF32;                 // float / scales dtype of the output
+  int64_t tensors = 0;                       // tensors written
+  int64_t quantized = 0;                     // quantized weights among them
+  uint64_t bytes = 0;                        // tensor bytes written
   std::optional<RetentionReport> retention;  // with a RetentionReference
 };
 
@@ -83,7 +83,7 @@ Result<ConvertResult> quantize_model(FileSystem& fs, const fs::path& model_dir, 
 struct DequantizeOptions {
   std::optional<DType> dtype;  // nullopt = default_dtype (the scales' dtype)
   int threads = 0;
-  uint64_t max_shard_bytes = k_default_max_shard_bytes;
+  uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   std::string step;
 };
 

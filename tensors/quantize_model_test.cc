@@ -1,8 +1,8 @@
 #include "tensors/quantize_model.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "base/fs_test_support.h"
 #include "base/reporter.h"
@@ -48,7 +48,8 @@ TEST_F(QuantizeModelTest, MatchesTheMlxQuantizerBitForBit) {
   auto in = ModelDir::open(fs_, "/float");
   auto out = ModelDir::open(fs_, "/q4");
   ASSERT_TRUE(out.ok()) << out.error().to_string();
-  EXPECT_EQ(out->config()["quantization"], nlohmann::ordered_json::parse(R"({"group_size":32,"bits":4,"mode":"affine"})"));
+  EXPECT_EQ(out->config()["quantization"],
+            nlohmann::ordered_json::parse(R"({"group_size":32,"bits":4,"mode":"affine"})"));
   int quantized = 0;
   for (const FloatTensor& t : spec_.tensors) {
     const TensorRef src = in->weights().find(t.name);
@@ -200,7 +201,8 @@ TEST_F(QuantizeModelTest, DequantizeModelIsExactAndRequantizeWorks) {
   const ReadBack b = read_tensor(fs_, "/q8", "model.layers.0.self_attn.o_proj.weight");
   ASSERT_EQ(a.values.size(), b.values.size());
   double max_err = 0;
-  for (size_t i = 0; i < a.values.size(); ++i) max_err = std::max(max_err, std::abs(static_cast<double>(a.values[i]) - b.values[i]));
+  for (size_t i = 0; i < a.values.size(); ++i)
+    max_err = std::max(max_err, std::abs(static_cast<double>(a.values[i]) - b.values[i]));
   EXPECT_LT(max_err, 0.16 / 255 * 0.5 + 0.08 * unit_roundoff(DType::kBF16) * 2);
 }
 
@@ -265,8 +267,7 @@ TEST_F(QuantizeModelTest, RetentionHighAt8BitsAndLowIn4BitInPlace) {
   EXPECT_EQ(r8->retention->tensors.size(), 2u);
   const std::string v8 = r8->retention->verdict();
   EXPECT_EQ(v8.rfind("8-bit quantization kept", 0), 0u) << v8;
-  EXPECT_NE(in4->retention.verdict().find("Fuse with mode: dequantize"), std::string::npos)
-      << in4->retention.verdict();
+  EXPECT_NE(in4->retention.verdict().find("Fuse with mode: dequantize"), std::string::npos) << in4->retention.verdict();
   // The standalone retention step measures the same figures.
   auto again = measure_retention(fs_, "/fused8", "/base4", *adapters, "8-bit quantization", 8, 0, reporter_);
   ASSERT_TRUE(again.ok()) << again.error().to_string();

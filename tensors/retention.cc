@@ -102,7 +102,7 @@ std::string RetentionReport::verdict() const {
   // large enough to change behaviour.
   if (*r >= 0.9) return fmt::format("{} {}.", head, kept);
   if (*r >= 0.8) return fmt::format("{} {}: the fused model keeps most of the adapter's weight change.", head, kept);
-  const std::string advice = inplace    ? "Fuse with mode: dequantize, then quantize to 8 or 6 bits."
+  const std::string advice = inplace     ? "Fuse with mode: dequantize, then quantize to 8 or 6 bits."
                              : bits == 0 ? "Fuse into float32 to keep it."
                              : bits < 6  ? "Quantize to 8 or 6 bits, or keep the fused model in float."
                              : bits < 8  ? "Quantize to 8 bits, or keep the fused model in float."
@@ -110,8 +110,9 @@ std::string RetentionReport::verdict() const {
   if (*r >= 0.3)
     return fmt::format("{} {}: the fused model keeps part of what the adapter learned; check it against the gate. {}",
                        head, kept, advice);
-  return fmt::format("{} {}: the adapter's weight change is lost, and the fused model will behave like the base model. {}",
-                     head, kept, advice);
+  return fmt::format(
+      "{} {}: the adapter's weight change is lost, and the fused model will behave like the base model. {}", head, kept,
+      advice);
 }
 
 Result<RetentionReport> measure_retention(const FileSystem& fs, const fs::path& model_dir, const fs::path& base_dir,
@@ -131,8 +132,8 @@ Result<RetentionReport> measure_retention(const FileSystem& fs, const fs::path& 
   int64_t done = 0;
   for (const auto& [name, modules] : adapted) {
     if (!model.weights().contains(name))
-      return make_error(Errc::kInvalidInput, model_dir.string(), "the model has no tensor {}, which the adapters change",
-                        name);
+      return make_error(Errc::kInvalidInput, model_dir.string(),
+                        "the model has no tensor {}, which the adapters change", name);
     MB_ASSIGN(WeightRows result, WeightRows::open(model, name));
     MB_ASSIGN(WeightRows w0, WeightRows::open(base, name));
     if (result.rows() != w0.rows() || result.cols() != w0.cols())

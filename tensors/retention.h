@@ -24,12 +24,11 @@
 // This header is pure arithmetic plus the JSON/verdict rendering;
 // measure_retention (below) reads model directories.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/fs.h"
 #include "base/result.h"

@@ -1,8 +1,8 @@
 #include "tensors/retention.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 namespace mb {
 namespace {
@@ -79,8 +79,7 @@ TEST(RetentionReport, VerdictSaysWhatToDo) {
   s.add(std::vector<float>{0}, std::vector<float>{1}, std::vector<float>{0.03f});
   r.add_tensor({"w.weight", s});
   const std::string v = r.verdict();
-  EXPECT_NE(v.find("4-bit in-place fusion kept 3% of the adapter's weight change (retention 0.03)"),
-            std::string::npos)
+  EXPECT_NE(v.find("4-bit in-place fusion kept 3% of the adapter's weight change (retention 0.03)"), std::string::npos)
       << v;
   EXPECT_NE(v.find("behave like the base model"), std::string::npos) << v;
   EXPECT_NE(v.find("mode: dequantize"), std::string::npos) << v;

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace mb {
 
@@ -15,7 +14,7 @@ using nlohmann::json;
 // Deeper than any valid header (object > entry > shape array); anything
 // beyond is dropped during parsing so a hostile header cannot build a
 // deeply nested DOM.
-constexpr int k_max_depth = 8;
+constexpr int kMaxDepth = 8;
 
 bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -67,14 +66,14 @@ struct DuplicateFinder {
   bool operator()(int depth, json::parse_event_t event, json& parsed) {
     switch (event) {
       case json::parse_event_t::object_start:
-        if (depth >= k_max_depth) {
+        if (depth >= kMaxDepth) {
           too_deep = true;
           return false;
         }
         open_objects.emplace_back();
         break;
       case json::parse_event_t::array_start:
-        if (depth >= k_max_depth) {
+        if (depth >= kMaxDepth) {
           too_deep = true;
           return false;
         }
@@ -108,7 +107,9 @@ bool as_u64(const json& v, uint64_t* out) {
 }
 
 Result<TensorInfo> parse_entry(const std::string& name, const json& entry, std::string_view where) {
-  auto bad = [&](std::string_view what) { return make_error(Errc::kCorrupt, std::string(where), "tensor '{}': {}", name, what); };
+  auto bad = [&](std::string_view what) {
+    return make_error(Errc::kCorrupt, std::string(where), "tensor '{}': {}", name, what);
+  };
   if (!entry.is_object()) return bad("entry is not a JSON object");
   TensorInfo info;
   info.name = name;
@@ -123,7 +124,8 @@ Result<TensorInfo> parse_entry(const std::string& name, const json& entry, std::
   if (sh == entry.end() || !sh->is_array()) return bad("missing or non-array \"shape\"");
   for (const json& d : *sh) {
     uint64_t v;
-    if (!as_u64(d, &v) || v > static_cast<uint64_t>(INT64_MAX)) return bad("shape entries must be non-negative integers");
+    if (!as_u64(d, &v) || v > static_cast<uint64_t>(INT64_MAX))
+      return bad("shape entries must be non-negative integers");
     info.shape.push_back(static_cast<int64_t>(v));
   }
 
@@ -171,8 +173,8 @@ Result<uint64_t> tensor_nbytes(DType dtype, std::span<const int64_t> shape, std:
   if (__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype_bits(dtype)), &bits))
     return make_error(Errc::kCorrupt, std::string(where), "tensor '{}': byte size overflows", name);
   if (bits % 8 != 0)
-    return make_error(Errc::kCorrupt, std::string(where), "tensor '{}': {} elements of {} are not a whole number of bytes",
-                      name, numel, dtype_name(dtype));
+    return make_error(Errc::kCorrupt, std::string(where),
+                      "tensor '{}': {} elements of {} are not a whole number of bytes", name, numel, dtype_name(dtype));
   return bits / 8;
 }
 
@@ -182,18 +184,18 @@ Result<SafetensorsHeader> parse_safetensors_header(std::span<const std::byte> fi
     return make_error(Errc::kCorrupt, w, "file is {} bytes, shorter than the 8-byte header length", file.size());
   uint64_t n = 0;
   std::memcpy(&n, file.data(), 8);  // little-endian host (static_assert in dtype.cc)
-  if (n > k_max_safetensors_header)
-    return make_error(Errc::kCorrupt, w, "header length {} exceeds the {} byte limit", n, k_max_safetensors_header);
+  if (n > kMaxSafetensorsHeader)
+    return make_error(Errc::kCorrupt, w, "header length {} exceeds the {} byte limit", n, kMaxSafetensorsHeader);
   if (n > file.size() - 8)
-    return make_error(Errc::kCorrupt, w, "header length {} exceeds the {} bytes after the length field", n, file.size() - 8);
+    return make_error(Errc::kCorrupt, w, "header length {} exceeds the {} bytes after the length field", n,
+                      file.size() - 8);
 
   std::string_view text = as_chars(file.subspan(8, n));
   if (size_t bad = find_invalid_utf8(text); bad != std::string_view::npos)
     return make_error(Errc::kCorrupt, w, "header is not valid UTF-8 (byte {})", bad);
   size_t first = 0;
   while (first < text.size() && is_json_space(text[first])) ++first;
-  if (first == text.size() || text[first] != '{')
-    return make_error(Errc::kCorrupt, w, "header is not a JSON object");
+  if (first == text.size() || text[first] != '{') return make_error(Errc::kCorrupt, w, "header is not a JSON object");
 
   DuplicateFinder finder;
   json root;

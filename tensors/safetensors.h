@@ -28,7 +28,7 @@
 namespace mb {
 
 // Largest header the reference reader accepts (its MAX_HEADER_SIZE).
-inline constexpr uint64_t k_max_safetensors_header = 100'000'000;
+inline constexpr uint64_t kMaxSafetensorsHeader = 100'000'000;
 
 struct TensorInfo {
   std::string name;

@@ -1,9 +1,9 @@
 #include "tensors/safetensors.h"
 
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "base/fs_test_support.h"
 
@@ -26,7 +26,9 @@ std::string f32_bytes(std::initializer_list<float> values) {
   return out;
 }
 
-Result<SafetensorsHeader> parse(const std::string& file) { return parse_safetensors_header(as_bytes(file), "x.safetensors"); }
+Result<SafetensorsHeader> parse(const std::string& file) {
+  return parse_safetensors_header(as_bytes(file), "x.safetensors");
+}
 
 // Expects a kCorrupt error whose message mentions `needle`.
 void expect_corrupt(const std::string& file, std::string_view needle) {
@@ -37,9 +39,9 @@ void expect_corrupt(const std::string& file, std::string_view needle) {
   EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
 }
 
-constexpr std::string_view k_mlx_header =
+constexpr std::string_view kMlxHeader =
     R"({"__metadata__":{"format":"mlx"},"a":{"data_offsets":[0,8],"dtype":"F32","shape":[2]}})";
-constexpr std::string_view k_hf_header =
+constexpr std::string_view kHfHeader =
     R"({"__metadata__":{"format":"mlx"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}  )";
 
 void expect_minimal_example(const SafetensorsHeader& h) {
@@ -55,16 +57,16 @@ void expect_minimal_example(const SafetensorsHeader& h) {
 
 // mlx-formats §6.3: both writers' versions of the minimal file load.
 TEST(Safetensors, SpecMinimalExampleMlxWriter) {
-  ASSERT_EQ(k_mlx_header.size(), 86u);
-  auto r = parse(file_of(k_mlx_header, f32_bytes({1.0f, 2.0f})));
+  ASSERT_EQ(kMlxHeader.size(), 86u);
+  auto r = parse(file_of(kMlxHeader, f32_bytes({1.0f, 2.0f})));
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   EXPECT_EQ(r->header_size, 86u);
   expect_minimal_example(*r);
 }
 
 TEST(Safetensors, SpecMinimalExampleHfWriter) {
-  ASSERT_EQ(k_hf_header.size(), 88u);
-  auto r = parse(file_of(k_hf_header, f32_bytes({1.0f, 2.0f})));
+  ASSERT_EQ(kHfHeader.size(), 88u);
+  auto r = parse(file_of(kHfHeader, f32_bytes({1.0f, 2.0f})));
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   EXPECT_EQ(r->header_size, 88u);
   expect_minimal_example(*r);
@@ -72,7 +74,7 @@ TEST(Safetensors, SpecMinimalExampleHfWriter) {
 
 TEST(Safetensors, OpenThroughFileSystemAndReadData) {
   MemoryFileSystem fs;
-  fs.add_file("/m/a.safetensors", file_of(k_mlx_header, f32_bytes({1.0f, 2.0f})));
+  fs.add_file("/m/a.safetensors", file_of(kMlxHeader, f32_bytes({1.0f, 2.0f})));
   auto f = SafetensorsFile::open(fs, "/m/a.safetensors");
   ASSERT_TRUE(f.ok()) << f.error().to_string();
   EXPECT_EQ(f->where(), "/m/a.safetensors");
@@ -121,7 +123,9 @@ TEST(Safetensors, EmptyTensorsScalarsAndNoTensors) {
 }
 
 TEST(Safetensors, SubByteAndF8DtypesParse) {
-  auto r = parse(file_of(R"({"a":{"dtype":"F4","shape":[4],"data_offsets":[0,2]},"b":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[2,4]}})", "abcd"));
+  auto r = parse(file_of(
+      R"({"a":{"dtype":"F4","shape":[4],"data_offsets":[0,2]},"b":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[2,4]}})",
+      "abcd"));
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   EXPECT_EQ(r->tensors[0].dtype, DType::kF4);
   EXPECT_EQ(r->tensors[1].dtype, DType::kF8E4M3);
@@ -141,8 +145,8 @@ TEST(Safetensors, RejectsShortFilesAndBadHeaderLengths) {
 
 TEST(Safetensors, RejectsNonUtf8NonJsonAndNonObjects) {
   expect_corrupt(file_of("{\"a\xff\":1}", ""), "UTF-8");
-  expect_corrupt(file_of("{\"\xc0\xaf\":1}", ""), "UTF-8");          // overlong '/'
-  expect_corrupt(file_of("{\"\xed\xa0\x80\":1}", ""), "UTF-8");      // surrogate
+  expect_corrupt(file_of("{\"\xc0\xaf\":1}", ""), "UTF-8");            // overlong '/'
+  expect_corrupt(file_of("{\"\xed\xa0\x80\":1}", ""), "UTF-8");        // surrogate
   expect_corrupt(file_of("\xef\xbb\xbf{}", ""), "not a JSON object");  // a BOM is not whitespace
   expect_corrupt(file_of("[]", ""), "not a JSON object");
   expect_corrupt(file_of("", ""), "not a JSON object");
@@ -154,9 +158,13 @@ TEST(Safetensors, RejectsNonUtf8NonJsonAndNonObjects) {
 }
 
 TEST(Safetensors, RejectsDuplicateKeysAtEveryLevel) {
-  expect_corrupt(file_of(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", "z"),
-                 "duplicate key 'a'");
-  expect_corrupt(file_of(R"({"a":{"dtype":"U8","dtype":"I8","shape":[1],"data_offsets":[0,1]}})", "z"), "duplicate key 'dtype'");
+  expect_corrupt(
+      file_of(
+          R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})",
+          "z"),
+      "duplicate key 'a'");
+  expect_corrupt(file_of(R"({"a":{"dtype":"U8","dtype":"I8","shape":[1],"data_offsets":[0,1]}})", "z"),
+                 "duplicate key 'dtype'");
   expect_corrupt(file_of(R"({"__metadata__":{"k":"1","k":"2"}})", ""), "duplicate key 'k'");
   expect_corrupt(file_of(R"({"__metadata__":null,"__metadata__":null})", ""), "duplicate key '__metadata__'");
 }
@@ -185,12 +193,15 @@ TEST(Safetensors, RejectsMalformedEntriesNamingTheTensor) {
 }
 
 TEST(Safetensors, RejectsHolesOverlapsAndBadCoverage) {
-  std::string two = R"({{"a":{{"dtype":"U8","shape":[2],"data_offsets":[{},{}]}},"b":{{"dtype":"U8","shape":[2],"data_offsets":[{},{}]}}}})";
+  std::string two =
+      R"({{"a":{{"dtype":"U8","shape":[2],"data_offsets":[{},{}]}},"b":{{"dtype":"U8","shape":[2],"data_offsets":[{},{}]}}}})";
   EXPECT_TRUE(parse(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abcd")).ok());
-  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 3, 5), "abcde"), "tensor 'b': data starts at 3, leaving a hole");
+  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 3, 5), "abcde"),
+                 "tensor 'b': data starts at 3, leaving a hole");
   expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 1, 3), "abc"), "tensor 'b': data [1, 3) overlaps");
   expect_corrupt(file_of(fmt::format(fmt::runtime(two), 1, 3, 3, 5), "abcde"), "tensor 'a': data starts at 1");
-  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abcdef"), "cover 4 bytes but the data buffer holds 6");
+  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abcdef"),
+                 "cover 4 bytes but the data buffer holds 6");
   expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abc"), "tensor 'b': data ends at 4, past");
   expect_corrupt(file_of("{}", "x"), "cover 0 bytes");
 }

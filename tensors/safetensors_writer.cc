@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace mb {
 
@@ -80,9 +79,9 @@ Result<SafetensorsLayout> SafetensorsLayout::plan(std::vector<TensorDecl> tensor
   }
   h += "}";
   h.append((8 - h.size() % 8) % 8, ' ');
-  if (h.size() > k_max_safetensors_header)
+  if (h.size() > kMaxSafetensorsHeader)
     return make_error(Errc::kInvalidInput, w, "header of {} bytes exceeds the {} byte limit", h.size(),
-                      k_max_safetensors_header);
+                      kMaxSafetensorsHeader);
   layout.m_data_size = offset;
   return layout;
 }
@@ -161,8 +160,8 @@ Status SafetensorsWriter::finish() {
   for (size_t i = 0; i < m_written.size(); ++i) {
     const TensorInfo& t = m_layout.tensors()[i];
     if (m_written[i] != t.nbytes())
-      return make_error(Errc::kInvalidInput, t.name, "only {} of {} bytes were written to {}", m_written[i],
-                        t.nbytes(), m_path.string());
+      return make_error(Errc::kInvalidInput, t.name, "only {} of {} bytes were written to {}", m_written[i], t.nbytes(),
+                        m_path.string());
   }
   MB_TRY(m_file->sync());
   Status closed = m_file->close();

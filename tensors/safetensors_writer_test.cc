@@ -1,10 +1,10 @@
 #include "tensors/safetensors_writer.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <random>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/fs_test_support.h"
 #include "base/temp_dir.h"
@@ -13,11 +13,11 @@ namespace mb {
 namespace {
 
 std::string to_hex(std::string_view s) {
-  static const char* k_digits = "0123456789abcdef";
+  static const char* kDigits = "0123456789abcdef";
   std::string out;
   for (unsigned char c : s) {
-    out += k_digits[c >> 4];
-    out += k_digits[c & 15];
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
   }
   return out;
 }
@@ -38,12 +38,8 @@ std::vector<TensorData> view(const std::vector<Owned>& owned) {
 // A deterministic little model: mixed dtypes, names out of order.
 std::vector<Owned> sample_tensors() {
   std::vector<Owned> t = {
-      {{"layers.1.w", DType::kBF16, {3, 4}}, {}},
-      {{"emb", DType::kF32, {2, 3}}, {}},
-      {{"ids", DType::kI64, {3}}, {}},
-      {{"layers.0.w", DType::kBF16, {4, 4}}, {}},
-      {{"mask", DType::kBool, {5}}, {}},
-      {{"norm", DType::kF32, {4}}, {}},
+      {{"layers.1.w", DType::kBF16, {3, 4}}, {}}, {{"emb", DType::kF32, {2, 3}}, {}}, {{"ids", DType::kI64, {3}}, {}},
+      {{"layers.0.w", DType::kBF16, {4, 4}}, {}}, {{"mask", DType::kBool, {5}}, {}},  {{"norm", DType::kF32, {4}}, {}},
       {{"empty", DType::kF16, {0}}, {}},
   };
   std::mt19937 rng(7);
@@ -83,14 +79,13 @@ TEST(SafetensorsWriter, HeaderOrderFieldsAndPadding) {
   std::string header = file->substr(8, n);
   // Widest dtype first (I64, F32, BF16, F16, BOOL), then by name; no metadata.
   std::string json = header.substr(0, header.find_last_not_of(' ') + 1);
-  EXPECT_EQ(json,
-            R"({"ids":{"dtype":"I64","shape":[3],"data_offsets":[0,24]},)"
-            R"("emb":{"dtype":"F32","shape":[2,3],"data_offsets":[24,48]},)"
-            R"("norm":{"dtype":"F32","shape":[4],"data_offsets":[48,64]},)"
-            R"("layers.0.w":{"dtype":"BF16","shape":[4,4],"data_offsets":[64,96]},)"
-            R"("layers.1.w":{"dtype":"BF16","shape":[3,4],"data_offsets":[96,120]},)"
-            R"("empty":{"dtype":"F16","shape":[0],"data_offsets":[120,120]},)"
-            R"("mask":{"dtype":"BOOL","shape":[5],"data_offsets":[120,125]}})");
+  EXPECT_EQ(json, R"({"ids":{"dtype":"I64","shape":[3],"data_offsets":[0,24]},)"
+                  R"("emb":{"dtype":"F32","shape":[2,3],"data_offsets":[24,48]},)"
+                  R"("norm":{"dtype":"F32","shape":[4],"data_offsets":[48,64]},)"
+                  R"("layers.0.w":{"dtype":"BF16","shape":[4,4],"data_offsets":[64,96]},)"
+                  R"("layers.1.w":{"dtype":"BF16","shape":[3,4],"data_offsets":[96,120]},)"
+                  R"("empty":{"dtype":"F16","shape":[0],"data_offsets":[120,120]},)"
+                  R"("mask":{"dtype":"BOOL","shape":[5],"data_offsets":[120,125]}})");
   EXPECT_EQ(header.size() - json.size(), (8 - json.size() % 8) % 8);
   EXPECT_EQ(file->size(), 8 + n + 125);
 }
@@ -126,7 +121,9 @@ TEST(SafetensorsWriter, EscapesNamesAndMetadata) {
   std::vector<TensorData> t = {{{name, DType::kU8, {1}}, as_bytes(std::string_view("q"))}};
   auto file = serialize_safetensors(t, {{"k\n", "v\"\x01"}});
   ASSERT_TRUE(file.ok()) << file.error().to_string();
-  EXPECT_NE(file->find(R"("odd \"name\" \\ with\ttab and )" "\xc3\xa9\""), std::string::npos);
+  EXPECT_NE(file->find(R"("odd \"name\" \\ with\ttab and )"
+                       "\xc3\xa9\""),
+            std::string::npos);
   EXPECT_NE(file->find(R"("k\n":"v\"\u0001")"), std::string::npos);
   auto h = parse_safetensors_header(as_bytes(*file), "mem");
   ASSERT_TRUE(h.ok()) << h.error().to_string();

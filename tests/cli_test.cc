@@ -1,6 +1,7 @@
 // The CLI end to end on command targets: exit statuses, messages, no-op
 // builds, status/explain/graph, cache verify and gc.
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e_support.h"
@@ -80,8 +81,7 @@ TEST_F(CliTest, UnknownTargetSuggests) {
 }
 
 TEST_F(CliTest, FailingCommandExitsOneAndShowsItsOutput) {
-  write_file(dir() / "modelbuild.yaml",
-             "targets:\n  bad:\n    command: \"echo oops >&2; exit 7\"\n    outputs: [x]\n");
+  write_file(dir() / "modelbuild.yaml", "targets:\n  bad:\n    command: \"echo oops >&2; exit 7\"\n    outputs: [x]\n");
   CliRun r = modelbuild(dir(), {"bad"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("exited with status 7"), std::string::npos) << r.output;

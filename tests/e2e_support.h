@@ -1,13 +1,13 @@
 #pragma once
 // Helpers for end-to-end tests: run the real `modelbuild` binary in a
 // temporary project directory and look at its exit status and output.
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "base/subprocess.h"
 #include "base/temp_dir.h"
@@ -30,7 +30,8 @@ struct CliRun {
   std::string out;     // stdout only
 };
 
-inline CliRun modelbuild(const fs::path& dir, std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(300)) {
+inline CliRun modelbuild(const fs::path& dir, std::vector<std::string> args,
+                         std::chrono::seconds timeout = std::chrono::seconds(300)) {
   args.insert(args.begin(), binary().string());
   SubprocessOptions opts;
   opts.cwd = dir;

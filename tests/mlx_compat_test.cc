@@ -15,15 +15,15 @@
 // 256 and 128 values (so the test models are 256 wide), and its quantizer
 // is the CPU one. Newer MLX lifted those limits without changing the layout.
 // Missing node or MLX is a test failure, not a skip.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "base/reporter.h"
 #include "inference/forward.h"
@@ -105,12 +105,12 @@ std::vector<std::pair<std::string, std::vector<float>>> quantizer_inputs(int64_t
   out.push_back({"tiny", make_values(static_cast<size_t>(4 * cols), 9, 1e-6f)});
   std::vector<std::vector<float>> groups(6);
   for (int i = 0; i < 32; ++i) {
-    groups[0].push_back(static_cast<float>(i % 16 - 5) * 0.125f);                      // example 1
-    groups[1].push_back(static_cast<float>(i - 20) / 16.0f);                           // example 2: ties
-    groups[2].push_back(-1.0f + static_cast<float>(i) / 256.0f);                       // example 3
-    groups[3].push_back(0.3f);                                                         // example 4
-    groups[4].push_back(0.0f);                                                         // example 4: zeros
-    groups[5].push_back(std::min(-1.0f + static_cast<float>(i) / 16.0f, 0.5f));        // example 5
+    groups[0].push_back(static_cast<float>(i % 16 - 5) * 0.125f);                // example 1
+    groups[1].push_back(static_cast<float>(i - 20) / 16.0f);                     // example 2: ties
+    groups[2].push_back(-1.0f + static_cast<float>(i) / 256.0f);                 // example 3
+    groups[3].push_back(0.3f);                                                   // example 4
+    groups[4].push_back(0.0f);                                                   // example 4: zeros
+    groups[5].push_back(std::min(-1.0f + static_cast<float>(i) / 16.0f, 0.5f));  // example 5
   }
   std::vector<float> vectors;
   for (const auto& g : groups)
@@ -129,8 +129,8 @@ TEST_F(MlxCompat, QuantizeIsBitExactWithMlx) {
     for (int gs : {32, 64, 128}) {
       SCOPED_TRACE(fmt::format("bits {} group size {}", bits, gs));
       const std::string out = path(fmt::format("mlx_q{}_g{}.safetensors", bits, gs)).string();
-      NodeRun r = check_model({"quantize", path("in.safetensors").string(), out, std::to_string(gs),
-                               std::to_string(bits)});
+      NodeRun r =
+          check_model({"quantize", path("in.safetensors").string(), out, std::to_string(gs), std::to_string(bits)});
       ASSERT_EQ(r.code, 0) << r.output;
       auto mlx = SafetensorsFile::open(*fs_, out);
       ASSERT_TRUE(mlx.ok()) << mlx.error().to_string();
@@ -139,8 +139,8 @@ TEST_F(MlxCompat, QuantizeIsBitExactWithMlx) {
         std::string packed(w.size() * static_cast<size_t>(bits) / 8, '\0');
         std::string scales(w.size() / static_cast<size_t>(gs) * 4, '\0'), biases(scales.size(), '\0');
         auto span = [](std::string& s) { return std::span(reinterpret_cast<std::byte*>(s.data()), s.size()); };
-        ASSERT_TRUE(quantize_rows(name, w, cols, DType::kF32, {bits, gs, QuantKernel::kCpu}, span(packed),
-                                  span(scales), span(biases))
+        ASSERT_TRUE(quantize_rows(name, w, cols, DType::kF32, {bits, gs, QuantKernel::kCpu}, span(packed), span(scales),
+                                  span(biases))
                         .ok());
         EXPECT_EQ(mlx->find(name + ".scales")->dtype, DType::kF32);
         EXPECT_TRUE(bytes_of(*mlx, name + ".weight") == packed) << "packed codes differ";
@@ -184,7 +184,8 @@ TEST_F(MlxCompat, DequantizeIsBitExactWithMlx) {
                                      {{"w.biases", q->dtype, q->scales_shape}, q->biases}},
                                     {})
                       .ok());
-      NodeRun r = check_model({"dequantize", qfile.string(), dqfile.string(), std::to_string(gs), std::to_string(bits)});
+      NodeRun r =
+          check_model({"dequantize", qfile.string(), dqfile.string(), std::to_string(gs), std::to_string(bits)});
       ASSERT_EQ(r.code, 0) << r.output;
       auto ours = dequantize_tensor("w", q->weight_shape, q->weight, q->scales_shape, q->dtype, q->scales, q->biases,
                                     bits, gs, nullptr);
@@ -199,21 +200,21 @@ TEST_F(MlxCompat, DequantizeIsBitExactWithMlx) {
 
 // ---- models -----------------------------------------------------------------
 
-constexpr int64_t k_hidden = 256, k_inter = 512, k_vocab = 96;
-const std::vector<int32_t> k_tokens = {3, 17, 42, 5, 88, 61, 0, 29, 74, 12, 95, 50};
+constexpr int64_t kHidden = 256, kInter = 512, kVocab = 96;
+const std::vector<int32_t> kTokens = {3, 17, 42, 5, 88, 61, 0, 29, 74, 12, 95, 50};
 
 // A float16 Qwen2 model as wide as this MLX's 4-bit quantizer needs, with the
 // config mlx_lm and our engine both read.
 ModelSpec wide_qwen() {
-  ModelSpec spec = tiny_qwen(DType::kF16, 21, k_hidden, k_inter);
+  ModelSpec spec = tiny_qwen(DType::kF16, 21, kHidden, kInter);
   spec.config = {{"architectures", {"Qwen2ForCausalLM"}},
                  {"model_type", "qwen2"},
-                 {"hidden_size", k_hidden},
-                 {"intermediate_size", k_inter},
+                 {"hidden_size", kHidden},
+                 {"intermediate_size", kInter},
                  {"num_attention_heads", 4},
                  {"num_key_value_heads", 2},
                  {"num_hidden_layers", 2},
-                 {"vocab_size", k_vocab},
+                 {"vocab_size", kVocab},
                  {"rms_norm_eps", 1e-6},
                  {"rope_theta", 1000000.0},
                  {"max_position_embeddings", 512},
@@ -222,7 +223,7 @@ ModelSpec wide_qwen() {
   return spec;
 }
 
-// Our engine's float32 logits for k_tokens, every position.
+// Our engine's float32 logits for kTokens, every position.
 std::vector<float> engine_logits(const fs::path& dir) {
   auto fs = make_real_file_system();
   auto model = inference::load_model(*fs, dir);
@@ -231,7 +232,7 @@ std::vector<float> engine_logits(const fs::path& dir) {
   inference::ThreadPool pool(2);
   inference::Forward fw(*model, pool);
   std::vector<float> logits;
-  EXPECT_TRUE(fw.run(k_tokens, true, logits).ok());
+  EXPECT_TRUE(fw.run(kTokens, true, logits).ok());
   return logits;
 }
 
@@ -262,7 +263,7 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
 // logit (MB_MLX_VERBOSE=1 prints them). 1e-4 leaves a 50x margin and still
 // catches any weight read differently: the adapter's delta alone moves the
 // logits by 0.29 of the largest (checked below).
-constexpr double k_logit_rel_tol = 1e-4;
+constexpr double kLogitRelTol = 1e-4;
 
 class MlxModels : public MlxCompat {
  protected:
@@ -276,7 +277,7 @@ class MlxModels : public MlxCompat {
 
   std::vector<float> mlx_logits(const fs::path& dir) {
     std::string ids;
-    for (int32_t t : k_tokens) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+    for (int32_t t : kTokens) ids += (ids.empty() ? "" : ",") + std::to_string(t);
     const fs::path out = path("logits.f32");
     NodeRun r = check_model({"logits", dir.string(), ids, out.string()});
     EXPECT_EQ(r.code, 0) << r.output;
@@ -284,12 +285,13 @@ class MlxModels : public MlxCompat {
   }
 
   // MLX and our engine compute the same logits from `dir`.
-  void expect_same_logits(const fs::path& dir, int64_t vocab = k_vocab) {
+  void expect_same_logits(const fs::path& dir, int64_t vocab = kVocab) {
     const std::vector<float> ours = engine_logits(dir), theirs = mlx_logits(dir);
-    ASSERT_EQ(theirs.size(), k_tokens.size() * static_cast<size_t>(vocab));
+    ASSERT_EQ(theirs.size(), kTokens.size() * static_cast<size_t>(vocab));
     const double diff = max_diff(ours, theirs), scale = max_abs(ours);
-    if (std::getenv("MB_MLX_VERBOSE")) fmt::print("{}: max |logit diff| / max |logit| = {:.3g}\n", dir.string(), diff / scale);
-    EXPECT_LE(diff, k_logit_rel_tol * scale) << dir << ": max |logit diff| " << diff << ", max |logit| " << scale;
+    if (std::getenv("MB_MLX_VERBOSE"))
+      fmt::print("{}: max |logit diff| / max |logit| = {:.3g}\n", dir.string(), diff / scale);
+    EXPECT_LE(diff, kLogitRelTol * scale) << dir << ": max |logit diff| " << diff << ", max |logit| " << scale;
   }
 
   // The f16 base, its 4-bit quantization, and an MLX adapter on q, v and
@@ -304,9 +306,9 @@ class MlxModels : public MlxCompat {
     uint32_t seed = 500;
     for (int l = 0; l < 2; ++l) {
       const std::string p = fmt::format("model.layers.{}.", l);
-      modules.push_back(make_module(p + "self_attn.q_proj", k_hidden, k_hidden, 8, 2.0f, seed += 2));
-      modules.push_back(make_module(p + "self_attn.v_proj", k_hidden / 2, k_hidden, 8, 2.0f, seed += 2));
-      modules.push_back(make_module(p + "mlp.down_proj", k_hidden, k_inter, 8, 2.0f, seed += 2));
+      modules.push_back(make_module(p + "self_attn.q_proj", kHidden, kHidden, 8, 2.0f, seed += 2));
+      modules.push_back(make_module(p + "self_attn.v_proj", kHidden / 2, kHidden, 8, 2.0f, seed += 2));
+      modules.push_back(make_module(p + "mlp.down_proj", kHidden, kInter, 8, 2.0f, seed += 2));
     }
     write_mlx_adapter(*fs_, path("adapter"), modules);
     auto a = load_adapters(*fs_, {path("adapter")});
@@ -337,12 +339,12 @@ int count_quantized(const json& summary, int bits, int group_size) {
 }
 
 // 2 layers × 7 linear layers, plus the embedding.
-constexpr int k_quantizable = 2 * 7 + 1;
+constexpr int kQuantizable = 2 * 7 + 1;
 
 TEST_F(MlxModels, QuantizedModelsLoadAndComputeAsOurs) {
   make_base_and_adapter();
   json base = mlx_load(path("base_4bit"));
-  EXPECT_EQ(count_quantized(base, 4, 64), k_quantizable) << base.dump();
+  EXPECT_EQ(count_quantized(base, 4, 64), kQuantizable) << base.dump();
   expect_same_logits(path("base_4bit"));
 
   // 8 bits at group size 128 with per-layer overrides (one layer at 4 bits,
@@ -359,7 +361,7 @@ TEST_F(MlxModels, QuantizedModelsLoadAndComputeAsOurs) {
   json s = mlx_load(path("q8"));
   EXPECT_GE(s["files"].size(), 3u) << s.dump();
   EXPECT_TRUE(fs::exists(path("q8") / "model.safetensors.index.json"));
-  EXPECT_EQ(count_quantized(s, 8, 128), k_quantizable - 2) << s.dump();
+  EXPECT_EQ(count_quantized(s, 8, 128), kQuantizable - 2) << s.dump();
   EXPECT_EQ(s["quantized"]["model.layers.0.mlp.down_proj"], (json{{"bits", 4}, {"group_size", 64}}));
   EXPECT_FALSE(s["quantized"].contains("model.layers.1.mlp.up_proj"));
   expect_same_logits(path("q8"));
@@ -377,18 +379,18 @@ TEST_F(MlxModels, FusedModelsLoadAndComputeAsOurs) {
   const std::vector<float> base = engine_logits(path("base_4bit")), fused = mlx_logits(fused_f16);
   if (std::getenv("MB_MLX_VERBOSE"))
     fmt::print("adapter effect: max |logit diff| / max |logit| = {:.3g}\n", max_diff(base, fused) / max_abs(base));
-  EXPECT_GT(max_diff(base, fused), 100 * k_logit_rel_tol * max_abs(base));
+  EXPECT_GT(max_diff(base, fused), 100 * kLogitRelTol * max_abs(base));
 
   FuseOptions one_pass = f16;  // fuse → 8 bits in one pass
   one_pass.quantize = QuantParams{8, 64, QuantKernel::kGpu};
   const fs::path fused_8bit = fuse("fused_8bit", one_pass);
-  EXPECT_EQ(count_quantized(mlx_load(fused_8bit), 8, 64), k_quantizable);
+  EXPECT_EQ(count_quantized(mlx_load(fused_8bit), 8, 64), kQuantizable);
   expect_same_logits(fused_8bit);
 
   FuseOptions inplace;  // re-quantized to the base's 4 bits
   inplace.mode = FuseMode::kInplace;
   const fs::path fused_4bit = fuse("fused_4bit", inplace);
-  EXPECT_EQ(count_quantized(mlx_load(fused_4bit), 4, 64), k_quantizable);
+  EXPECT_EQ(count_quantized(mlx_load(fused_4bit), 4, 64), kQuantizable);
   expect_same_logits(fused_4bit);
 }
 
@@ -430,22 +432,22 @@ TEST_F(MlxModels, BrokenModelsFailToLoadNamingTheTensor) {
     EXPECT_TRUE(write_safetensors(*fs_, dir / "model.safetensors", data, {}).ok());
     return check_model({"load", dir.string()});
   };
-  NodeRun r = broken("no_bias", "model.layers.0.self_attn.q_proj.bias", k_hidden);
+  NodeRun r = broken("no_bias", "model.layers.0.self_attn.q_proj.bias", kHidden);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("Missing parameters: model.layers.0.self_attn.q_proj.bias"), std::string::npos) << r.output;
 
   // Without its scales the layer stays a float Linear, which has no biases.
-  r = broken("no_scales", "model.layers.1.mlp.up_proj.scales", k_hidden);
+  r = broken("no_scales", "model.layers.1.mlp.up_proj.scales", kHidden);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("Received parameters not in model: model.layers.1.mlp.up_proj.biases"), std::string::npos)
       << r.output;
 
-  r = broken("short_norm", "", k_hidden / 2);
+  r = broken("short_norm", "", kHidden / 2);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("received shape 128 for parameter model.norm.weight"), std::string::npos) << r.output;
 
   // The untouched copy loads: the failures above are the edits'.
-  EXPECT_EQ(broken("intact", "", k_hidden).code, 0);
+  EXPECT_EQ(broken("intact", "", kHidden).code, 0);
 }
 
 }  // namespace

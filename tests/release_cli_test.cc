@@ -4,11 +4,10 @@
 // directory with a `command` runner (/bin/cat echoes each prompt, so a case
 // whose prompt holds a <tool_call> "calls a tool"); the realistic ones use
 // examples/tiny, whose whole build and gate take well under a second.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <map>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "release/release_test_support.h"

@@ -97,8 +97,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   size_t nul = input.find('\0');
   std::string_view json = input.substr(0, nul);
-  std::string_view text = nul == std::string_view::npos ? std::string_view("Hello, world! 123 <|im_end|>\n")
-                                                        : input.substr(nul + 1);
+  std::string_view text =
+      nul == std::string_view::npos ? std::string_view("Hello, world! 123 <|im_end|>\n") : input.substr(nul + 1);
   auto tokenizer = Tokenizer::from_json(json, "fuzz");
   if (tokenizer.ok()) exercise(*tokenizer, text, /*check_round_trip=*/false);
   return 0;
