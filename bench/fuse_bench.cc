@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "base/parallel.h"
 #include "base/reporter.h"
 #include "base/temp_dir.h"
 #include "tensors/adapters.h"

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/parallel.h"
 #include "base/temp_dir.h"
 #include "inference/forward.h"
 #include "inference/model.h"
@@ -231,7 +232,7 @@ uint64_t bytes_per_token(const Model& m) {
 int run(const Options& o) {
   TempDir tmp("inference-bench");
   const std::string dir = o.dir.empty() ? tmp.path().string() : o.dir;
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = o.threads > 0 ? o.threads : core_count();
   fmt::print("model: Qwen2.5-0.5B shape, random weights, q{} gs{} (bf16 scales), {} threads, kernels {}\n", o.bits,
              o.group_size, threads, kernel_isa());
   auto t0 = Clock::now();

@@ -8,7 +8,8 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
-#include <thread>
+
+#include "base/parallel.h"
 
 namespace mb {
 namespace {
@@ -334,26 +335,20 @@ Result<std::vector<TreeEntry>> FileDigestCache::tree_entries(const fs::path& dir
   uint64_t bytes_to_hash = 0;
   for (size_t i : to_hash) bytes_to_hash += files[i].stat.size;
   Progress progress{m_reporter, "hash " + abs.filename().string(), bytes_to_hash, {0}, {}, 0};
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t k = next.fetch_add(1); k < to_hash.size(); k = next.fetch_add(1)) {
-      size_t i = to_hash[k];
-      results[i] = entry_for(files[i].path, &progress);
-      if (!results[i]->ok()) next.store(to_hash.size());  // stop early on the first error
-    }
-  };
-  size_t n_threads =
-      std::clamp<size_t>(threads < 1 ? 1 : static_cast<size_t>(threads), 1, std::max<size_t>(to_hash.size(), 1));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < n_threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  // The first error stops the walk; it is returned below in file order.
+  const Status walked =
+      parallel_for(static_cast<int64_t>(to_hash.size()), std::max(threads, 1), [&](int64_t k) -> Status {
+        const size_t i = to_hash[static_cast<size_t>(k)];
+        results[i] = entry_for(files[i].path, &progress);
+        return results[i]->ok() ? Status() : results[i]->error();
+      });
 
   std::vector<TreeEntry> out;
   out.reserve(files.size());
   for (size_t i = 0; i < files.size(); ++i) {
     if (results[i].has_value() && !results[i]->ok()) return results[i]->error();
   }
+  if (!walked.ok()) return walked.error();
   for (size_t i = 0; i < files.size(); ++i) {
     if (!results[i].has_value()) return make_error(Errc::kInternal, files[i].path.string(), "file was not hashed");
     const Entry& e = results[i]->value();

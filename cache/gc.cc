@@ -11,8 +11,8 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <thread>
 
+#include "base/parallel.h"
 #include "cache/cache.h"
 
 namespace mb {
@@ -253,29 +253,23 @@ Result<GcStats> Cache::gc(uint64_t max_bytes, const std::vector<Digest>& pinned_
 
 Result<VerifyStats> Cache::verify_all(int threads) {
   MB_ASSIGN(auto blobs, m_cas.list());
-  std::atomic<size_t> next{0};
   std::atomic<uint64_t> checked{0}, bytes{0}, corrupt{0}, unreadable{0};
-  auto work = [&] {
-    for (size_t i = next.fetch_add(1); i < blobs.size(); i = next.fetch_add(1)) {
-      auto st = m_fs.stat(m_cas.blob_path(blobs[i]));
-      Status ok = m_cas.verify(blobs[i]);
-      ++checked;
-      if (st.ok()) bytes += st->size;
-      if (ok.ok()) continue;
-      if (ok.error().code == Errc::kCorrupt) {
-        ++corrupt;
-        m_reporter.warn(fmt::format("deleted corrupt blob {}", ok.error().to_string()));
-      } else if (ok.error().code != Errc::kNotFound) {  // gone meanwhile is fine
-        ++unreadable;
-        m_reporter.warn(fmt::format("cannot verify blob: {}", ok.error().to_string()));
-      }
+  MB_TRY(parallel_for(static_cast<int64_t>(blobs.size()), std::max(threads, 1), [&](int64_t i) -> Status {
+    const Digest& blob = blobs[static_cast<size_t>(i)];
+    auto st = m_fs.stat(m_cas.blob_path(blob));
+    Status ok = m_cas.verify(blob);
+    ++checked;
+    if (st.ok()) bytes += st->size;
+    if (ok.ok()) return {};
+    if (ok.error().code == Errc::kCorrupt) {
+      ++corrupt;
+      m_reporter.warn(fmt::format("deleted corrupt blob {}", ok.error().to_string()));
+    } else if (ok.error().code != Errc::kNotFound) {  // gone meanwhile is fine
+      ++unreadable;
+      m_reporter.warn(fmt::format("cannot verify blob: {}", ok.error().to_string()));
     }
-  };
-  size_t n = std::clamp<size_t>(threads < 1 ? 1 : static_cast<size_t>(threads), 1, std::max<size_t>(blobs.size(), 1));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < n; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+    return {};
+  }));
   VerifyStats stats;
   stats.blobs_checked = checked;
   stats.bytes_checked = bytes;

@@ -1,7 +1,7 @@
 // `modelbuild cache verify`: re-hash every blob; corrupt ones are removed.
 #include <cstdio>
-#include <thread>
 
+#include "base/parallel.h"
 #include "cache/cache.h"
 #include "cli/commands.h"
 
@@ -18,7 +18,7 @@ int cache_command(const std::vector<std::string>& args) {
   if (!s.ok()) return report_error(s.error());
   Cache cache(*s->fs, s->build.cache_dir, *s->reporter);
   if (auto st = cache.init(); !st.ok()) return report_error(*s->reporter, st.error());
-  int threads = g.jobs > 0 ? g.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = g.jobs > 0 ? g.jobs : core_count();
   auto stats = cache.verify_all(threads);
   if (!stats.ok()) return report_error(*s->reporter, stats.error());
   s->reporter->info(fmt::format("verified {} blobs ({} bytes): {} corrupt, removed", stats->blobs_checked,

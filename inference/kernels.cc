@@ -28,30 +28,6 @@ const char* float_type_name(FloatType t) {
 
 size_t float_type_size(FloatType t) { return t == FloatType::kF32 ? 4 : 2; }
 
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  uint32_t u;
-  if (exp == 0x1f) {
-    u = sign | 0x7f800000u | (mant << 13);  // inf / nan
-  } else if (exp != 0) {
-    u = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    u = sign;
-  } else {  // subnormal: normalize
-    int e = -1;
-    do {
-      ++e;
-      mant <<= 1;
-    } while ((mant & 0x400) == 0);
-    u = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3ff) << 13);
-  }
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 uint64_t WeightMatrix::row_bytes() const {
   if (format == WeightFormat::kAffine) return static_cast<uint64_t>(cols) * bits / 8;
   return static_cast<uint64_t>(cols) * float_type_size(dtype);

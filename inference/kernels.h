@@ -26,6 +26,7 @@
 #include <string>
 
 #include "inference/thread_pool.h"
+#include "tensors/dtype.h"
 
 namespace mb::inference {
 
@@ -34,14 +35,9 @@ enum class WeightFormat : uint8_t { kFloat, kAffine };
 
 const char* float_type_name(FloatType t);
 size_t float_type_size(FloatType t);
-float f16_to_f32(uint16_t h);
-
-inline float bf16_to_f32(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+// One conversion for the whole project (tensors/dtype.h), NaN rule included.
+using mb::bf16_to_f32;
+using mb::f16_to_f32;
 
 // Element `index` of an array of type t, as f32 (exact).
 inline float load_float(const std::byte* p, FloatType t, int64_t index) {

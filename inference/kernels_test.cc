@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -243,6 +244,36 @@ TEST(Kernels, SimdAndPortableAreBitIdentical) {
   float d1 = dot_f32(u.data(), v.data(), 77);
   force_portable_kernels(false);
   EXPECT_EQ(d1, dot_f32(u.data(), v.data(), 77));
+}
+
+// One f16 -> f32 rule everywhere (tensors/dtype.h): a signalling NaN comes
+// out quiet with its payload, as F16C converts it, whether a row is read by
+// the portable code, by the AVX2 matmul or by an embedding lookup.
+TEST(Kernels, SignallingNaNsGiveTheSameBitsOnEveryPath) {
+  const uint16_t snan = 0x7C01, neg_snan = 0xFD55;
+  EXPECT_EQ(std::bit_cast<uint32_t>(f16_to_f32(snan)), 0x7FC02000u);
+  EXPECT_EQ(std::bit_cast<uint32_t>(f16_to_f32(neg_snan)), 0xFFEAA000u);
+  std::mt19937 rng(6);
+  TestMatrix m = make_float(4, 48, FloatType::kF16, rng);
+  std::memcpy(m.data.data() + 2 * 5, &snan, 2);              // row 0
+  std::memcpy(m.data.data() + 2 * (48 + 17), &neg_snan, 2);  // row 1
+  std::vector<float> x(48, 0.0f);
+  x[5] = 1.0f;
+  x[17] = 1.0f;
+  ThreadPool pool(1);
+  std::vector<float> a(4), b(4);
+  force_portable_kernels(true);
+  matmul(m.w, x.data(), 1, a.data(), pool);
+  std::vector<float> row_a(48);
+  gather_row(m.w, 0, row_a.data());
+  force_portable_kernels(false);
+  matmul(m.w, x.data(), 1, b.data(), pool);
+  std::vector<float> row_b(48);
+  gather_row(m.w, 0, row_b.data());
+  EXPECT_TRUE(std::isnan(a[0]) && std::isnan(a[1]));
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), 16), 0) << "isa " << kernel_isa();
+  EXPECT_EQ(std::bit_cast<uint32_t>(row_a[5]), 0x7FC02000u);
+  EXPECT_EQ(std::memcmp(row_a.data(), row_b.data(), 48 * 4), 0);
 }
 
 TEST(ThreadPool, CoversEveryIndexOnce) {

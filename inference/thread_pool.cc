@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/parallel.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define MB_CPU_RELAX() _mm_pause()
@@ -26,7 +28,7 @@ inline void relax(int i) {
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = resolve_threads(threads);
   for (int i = 1; i < threads; ++i) m_workers.emplace_back([this] { worker_main(); });
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages modelbuild builds with; with --test, also
-# what the test suite needs: node and MLX's Node bindings (tests/mlx), which
-# load modelbuild's outputs in real MLX.
+# what the test suite needs: node, MLX's Node bindings (tests/mlx), which
+# load modelbuild's outputs in real MLX, and llama.cpp's prebuilt CPU library
+# (tests/llama, from npm node-llama-cpp), which loads its GGUF files.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,5 +49,13 @@ if [ "$with_tests" -eq 1 ]; then
   if [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]; then
     echo "installing tests/mlx (npm ci)"
     (cd tests/mlx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+  # node-llama-cpp lists every platform's prebuilt library (CUDA and Vulkan
+  # ones among them, 700 MB) as optional dependencies; the CPU one for Linux
+  # x86-64 is a direct dependency, so --omit=optional leaves just that.
+  lock=tests/llama/package-lock.json installed=tests/llama/node_modules/.package-lock.json
+  if [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]; then
+    echo "installing tests/llama (npm ci)"
+    (cd tests/llama && npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
 fi

@@ -154,8 +154,6 @@ uint16_t f32_to_bf16(float value) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
-
 float round_to_dtype(float value, DType dtype) {
   switch (dtype) {
     case DType::kF16:

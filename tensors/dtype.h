@@ -12,6 +12,7 @@
 // follows MLX exactly: a NaN of either sign becomes 0x7FC0. All functions
 // are pure and allocation-free, so callers may split a tensor into ranges
 // and convert them on several threads.
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -65,12 +66,16 @@ bool is_quantizable_float(DType dtype);
 // would be copied into a model mlx_lm cannot load, or silently narrowed.
 bool is_model_dtype(DType dtype);
 
-// Scalar conversions. f32 -> narrow rounds to nearest even; overflow gives
-// infinity; NaN stays NaN (quiet; bf16 NaN is always 0x7FC0).
+// Scalar conversions, the only ones in the project (tensors/kernels.h and
+// inference/kernels.h vectorize them with the same bits). f32 -> narrow
+// rounds to nearest even; overflow gives infinity; NaN stays NaN (quiet;
+// bf16 NaN is always 0x7FC0). f16 -> f32 makes a signalling NaN quiet, as
+// x86 F16C and Arm FCVT do; bf16 -> f32 is exact bit placement, so a NaN
+// keeps its payload on every path.
 uint16_t f32_to_f16(float value);
 float f16_to_f32(uint16_t bits);
 uint16_t f32_to_bf16(float value);
-float bf16_to_f32(uint16_t bits);
+inline float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 // Rounds `value` to the nearest value of `dtype` and back to float32
 // (identity for F32 and F64). REQUIRES: is_quantizable_float(dtype) or kF64.
 float round_to_dtype(float value, DType dtype);

@@ -8,39 +8,15 @@
 #include <cmath>
 #include <map>
 #include <set>
-#include <thread>
 
+#include "base/parallel.h"
 #include "base/reporter.h"
 #include "tensors/kernels.h"
 #include "tensors/quantize_model.h"
 
 namespace mb {
 
-// ---- Threads and chunks -----------------------------------------------------
-
-int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
-}
-
-void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  const int64_t t = std::min<int64_t>(resolve_threads(threads), n);
-  if (t == 1) {
-    fn(0, n);
-    return;
-  }
-  const int64_t block = (n + t - 1) / t;
-  std::vector<std::thread> workers;
-  workers.reserve(static_cast<size_t>(t - 1));
-  for (int64_t w = 1; w < t; ++w) {
-    const int64_t begin = w * block, end = std::min(n, begin + block);
-    if (begin < end) workers.emplace_back([&fn, begin, end] { fn(begin, end); });
-  }
-  fn(0, std::min(n, block));
-  for (std::thread& th : workers) th.join();
-}
+// ---- Chunks -----------------------------------------------------------------
 
 int64_t row_chunk_rows(int64_t rows, int64_t cols) {
   const int64_t per = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, cols));
@@ -52,24 +28,7 @@ Status for_each_row_chunk(int64_t rows, int64_t cols, int threads,
   if (rows <= 0) return Status::ok_status();
   const int64_t per = row_chunk_rows(rows, cols);
   const int64_t chunks = (rows + per - 1) / per;
-  std::vector<Status> status(static_cast<size_t>(chunks));
-  std::atomic<int64_t> next{0};
-  std::atomic<bool> failed{false};
-  auto worker = [&] {
-    for (int64_t c = next++; c < chunks && !failed; c = next++) {
-      const int64_t begin = c * per, end = std::min(rows, begin + per);
-      status[static_cast<size_t>(c)] = fn(c, begin, end);
-      if (!status[static_cast<size_t>(c)].ok()) failed = true;
-    }
-  };
-  const int64_t t = std::min<int64_t>(resolve_threads(threads), chunks);
-  std::vector<std::thread> workers;
-  for (int64_t i = 1; i < t; ++i) workers.emplace_back(worker);
-  worker();
-  for (std::thread& th : workers) th.join();
-  for (Status& s : status)
-    if (!s.ok()) return s;
-  return Status::ok_status();
+  return parallel_for(chunks, threads, [&](int64_t c) { return fn(c, c * per, std::min(rows, c * per + per)); });
 }
 
 // ---- Row arithmetic ---------------------------------------------------------

@@ -200,11 +200,6 @@ std::vector<TensorDecl> encoded_decls(const std::string& name, const std::vector
 void fuse_row(std::span<const LoraModule* const> modules, int64_t row, std::span<const float> w0, std::span<float> out,
               std::span<float> scratch);
 
-// Runs fn(begin, end) over [0, n) split into contiguous blocks on up to
-// `threads` threads (0 = all cores).
-void parallel_for(int64_t n, int threads, const std::function<void(int64_t begin, int64_t end)>& fn);
-int resolve_threads(int threads);
-
 // Rows [0, rows) cut into chunks of about kChunkElements elements (the
 // cut depends only on rows and cols); fn(chunk, begin, end) runs once per
 // chunk on up to `threads` threads. Returns the error of the lowest failing

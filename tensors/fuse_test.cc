@@ -80,16 +80,6 @@ TEST(FuseRow, DoraMatchesReference) {
   }
 }
 
-TEST(ParallelFor, CoversEveryIndexOnce) {
-  for (int threads : {1, 2, 3, 8}) {
-    std::vector<std::atomic<int>> hits(101);
-    parallel_for(101, threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
-    });
-    for (auto& h : hits) EXPECT_EQ(h.load(), 1);
-  }
-}
-
 // ---- Whole-model fusion -----------------------------------------------------
 
 // The reference: exact base values and the fused target in double, plus a

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "base/parallel.h"
 #include "tensors/adapters.h"
 #include "tensors/fuse.h"
 #include "tensors/safetensors.h"

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "base/parallel.h"
 #include "base/reporter.h"
 #include "tensors/fuse.h"
 

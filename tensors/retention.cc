@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 
+#include "base/parallel.h"
 #include "base/reporter.h"
 #include "tensors/adapters.h"
 #include "tensors/fuse.h"
