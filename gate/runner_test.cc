@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/temp_dir.h"
+#include "base/test_paths.h"
 #include "gate/gate.h"
 #include "inference/engine.h"
 
@@ -194,7 +195,7 @@ TEST(NativeRunner, PromptIsByteIdenticalToTheTrainingFormatOfExamplesTiny) {
       "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
       "<args-json-object>}\n</tool_call><|im_end|>\n"
       "<|im_start|>user\nWhat is dependency injection?<|im_end|>\n<|im_start|>assistant\n";
-  const fs::path tiny = fs::path(MODELBUILD_SOURCE_DIR) / "examples" / "tiny";
+  const fs::path tiny = test::source_dir() / "examples" / "tiny";
   auto fs = make_real_file_system();
   auto suite = load_suite(*fs, tiny / "suite.yaml");
   ASSERT_TRUE(suite.ok()) << suite.error().to_string();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/test_paths.h"
 #include "gate/classify.h"
 
 namespace mb::gate {
@@ -114,7 +115,7 @@ TEST(ServerResponse, PlainTextAndLengthFinish) {
 class TinyServer : public ::testing::Test {
  protected:
   void SetUp() override {
-    const fs::path tiny = fs::path(MODELBUILD_SOURCE_DIR) / "examples" / "tiny";
+    const fs::path tiny = test::source_dir() / "examples" / "tiny";
     auto fs = make_real_file_system();
     inference::LoadOptions lo;
     lo.threads = 1;

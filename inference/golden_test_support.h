@@ -6,16 +6,13 @@
 #include <filesystem>
 #include <vector>
 
+#include "base/test_paths.h"
 #include "inference/lora.h"
 #include "inference/model.h"
 
 namespace mb::inference {
 
-inline std::filesystem::path golden_root() {
-  const char* env = std::getenv("MODELBUILD_SOURCE_DIR");
-  std::filesystem::path src = env ? env : MODELBUILD_SOURCE_DIR;
-  return src / "tests" / "golden";
-}
+inline std::filesystem::path golden_root() { return mb::test::source_dir() / "tests" / "golden"; }
 
 inline Result<Model> load_test_model(const std::filesystem::path& dir,
                                      const std::vector<std::filesystem::path>& adapters) {

@@ -8,6 +8,7 @@
 
 #include "base/fs.h"
 #include "base/fs_test_support.h"
+#include "base/test_paths.h"
 #include "inference/tokenizer.h"
 #include "inference/tokenizer_test_support.h"
 #include "inference/tokenizer_unicode.h"
@@ -242,9 +243,7 @@ namespace mb::inference {
 namespace {
 
 std::filesystem::path golden_model_dir(const char* name) {
-  const char* env = std::getenv("MODELBUILD_SOURCE_DIR");
-  std::filesystem::path src = env ? env : MODELBUILD_SOURCE_DIR;
-  return src / "tests" / "golden" / "models" / name;
+  return mb::test::source_dir() / "tests" / "golden" / "models" / name;
 }
 
 // The golden models ship a real-format tokenizer.json written by

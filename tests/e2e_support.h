@@ -11,18 +11,12 @@
 
 #include "base/subprocess.h"
 #include "base/temp_dir.h"
+#include "base/test_paths.h"
 
 namespace mb::e2e {
 
-inline fs::path binary() {
-  const char* bin = std::getenv("MODELBUILD_BIN");
-  return bin && *bin ? fs::path(bin) : fs::path(MODELBUILD_TEST_BINARY);
-}
-
-inline fs::path source_dir() {
-  const char* dir = std::getenv("MODELBUILD_SOURCE_DIR");
-  return dir ? fs::path(dir) : fs::path(MODELBUILD_SOURCE_DIR);
-}
+inline fs::path binary() { return test::modelbuild_binary(); }
+inline fs::path source_dir() { return test::source_dir(); }
 
 struct CliRun {
   int code = -1;

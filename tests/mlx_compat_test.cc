@@ -51,7 +51,7 @@ struct NodeRun {
 
 // node tests/mlx/check_model.mjs ARGS...
 NodeRun check_model(std::vector<std::string> args) {
-  args.insert(args.begin(), {MODELBUILD_NODE, (mlx_dir() / "check_model.mjs").string()});
+  args.insert(args.begin(), {test::node_executable(), (mlx_dir() / "check_model.mjs").string()});
   SubprocessOptions opts;
   opts.timeout = std::chrono::seconds(120);
   auto r = run_subprocess(args, opts);
@@ -64,7 +64,7 @@ NodeRun check_model(std::vector<std::string> args) {
 class MlxCompat : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(std::string(MODELBUILD_NODE).size() > 0 && fs::exists(MODELBUILD_NODE))
+    ASSERT_TRUE(!test::node_executable().empty() && fs::exists(test::node_executable()))
         << "node was not found when this build was configured; run scripts/install-deps.sh --test";
     ASSERT_TRUE(fs::exists(mlx_dir() / "node_modules" / "@frost-beta" / "mlx" / "build" / "Release" / "mlx.node"))
         << "MLX's Node bindings are not installed in " << mlx_dir() << "; run scripts/install-deps.sh --test";
