@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <set>
 
@@ -91,11 +92,21 @@ Status Cache::init() {
 
 Status Cache::save_state() { return m_file_digests.save(); }
 
+bool Cache::read_only() const { return ::access(m_root.c_str(), W_OK) != 0 && (errno == EROFS || errno == EACCES); }
+
 fs::path Cache::lock_path(const Digest& key) const { return m_root / "locks" / (key.hex() + ".lock"); }
 
 Result<std::unique_ptr<FileLock>> Cache::lock_step(const Digest& key) { return m_fs.lock(lock_path(key)); }
 
 Result<std::unique_ptr<FileLock>> Cache::try_lock_step(const Digest& key) { return m_fs.try_lock(lock_path(key)); }
+
+Result<fs::path> Cache::view(const ActionEntry& entry) {
+  const fs::path dir = view_dir(entry.output_digest);
+  if (is_materialized(m_fs, m_cas, entry, dir)) return dir;
+  MB_ASSIGN(auto lock, m_fs.lock(m_root / "locks" / ("view-" + entry.output_digest.hex() + ".lock")));
+  MB_TRY(materialize(entry, dir).status());
+  return dir;
+}
 
 Result<StagingDir> Cache::begin(const Digest& key) {
   static std::atomic<uint64_t> counter{0};

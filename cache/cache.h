@@ -46,6 +46,9 @@ class Cache {
   Status save_state();
 
   FileSystem& fs() { return m_fs; }
+  // True when this process may not write the cache's root (a cache mounted
+  // read-only, or one it has no write permission on): hits are still served.
+  bool read_only() const;
   const fs::path& root() const { return m_root; }
   Reporter& reporter() { return m_reporter; }
   ContentStore& cas() { return m_cas; }
@@ -75,6 +78,11 @@ class Cache {
   // that no remaining entry produces (their hard links would otherwise keep
   // evicted blobs on disk).
   fs::path view_dir(const Digest& output_digest) const { return m_root / "views" / output_digest.hex(); }
+  // Makes sure entry's view exists and returns it. When it already holds the
+  // entry's files this is stat-only and takes no lock, so a read-only cache
+  // serves hits; otherwise the view is linked under a per-view lock (another
+  // process may be linking it at the same moment).
+  Result<fs::path> view(const ActionEntry& entry);
 
   Result<MaterializeResult> materialize(const ActionEntry& entry, const fs::path& dest_dir) {
     return mb::materialize(m_fs, m_cas, entry, dest_dir);

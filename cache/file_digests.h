@@ -73,6 +73,7 @@ class FileDigestCache {
   Result<Digest> digest_of_tree(const fs::path& path, int threads);
   // The entries digest_of_tree() digests, sorted by path.
   Result<std::vector<TreeEntry>> tree_entries(const fs::path& dir, int threads);
+  const FileSystem& fs() const { return m_fs; }
 
   FileDigestStats stats() const;
   // Paths hashed (not reused) since construction; for tests.

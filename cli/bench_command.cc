@@ -12,6 +12,9 @@
 #include "gate/suite.h"
 #include "graph/plan.h"
 #include "release/git_source.h"
+#include "rules/fuse.h"
+#include "rules/gate.h"
+#include "rules/model_target.h"
 
 namespace mb::cli {
 namespace {
@@ -27,20 +30,6 @@ Result<fs::path> input_path(const Recipe& recipe, const BuildReport& report, con
   if (r.view.empty())
     return make_error(Errc::kStepFailed, ref.role, "its step did not produce an output ({})", step_state_name(r.state));
   return r.view;
-}
-
-// A suite source may be a directory holding one YAML file, as for the gate step.
-Result<fs::path> suite_file(const FileSystem& fs, fs::path p) {
-  if (auto st = fs.stat(p); st.ok() && st->is_dir) {
-    MB_ASSIGN(auto names, fs.list_dir(p));
-    std::vector<std::string> yaml;
-    for (const auto& n : names)
-      if (n.ends_with(".yaml") || n.ends_with(".yml")) yaml.push_back(n);
-    if (yaml.size() != 1)
-      return make_error(Errc::kInvalidInput, p.string(), "a suite directory must hold exactly one .yaml file");
-    p /= yaml[0];
-  }
-  return p;
 }
 
 // "4" for a quantized model, else its float dtype, from the artifact's config.json.
@@ -59,6 +48,150 @@ struct SuiteChoice {
   nlohmann::json runner;
   std::optional<double> min_accuracy;
 };
+
+// The suite, runner and threshold of a target's gate, read from its plan:
+// the gate step's suite input and runner parameter, and its accuracy check.
+std::optional<SuiteChoice> gate_suite(const Recipe& recipe, const Plan& plan, const BuildReport& report,
+                                      const TargetPlan& tp) {
+  const int gate = tp.marked(kGateMark);
+  if (gate < 0) return std::nullopt;
+  SuiteChoice choice;
+  const Step& step = plan.steps[size_t(gate)];
+  choice.runner = step.params.value("runner", nlohmann::json::object());
+  for (const InputRef& in : step.inputs)
+    if (in.role == "suite")
+      if (auto p = input_path(recipe, report, in); p.ok()) choice.file = *p;
+  for (const Check& c : tp.checks)
+    if (c.step == gate && c.what == kAccuracy) choice.min_accuracy = c.min;
+  return choice;
+}
+
+// The gate's cached verdict for this exact artifact, when there is one (it
+// is what the build decided on).
+std::optional<gate::GateReport> cached_verdict(const BuildReport& report, const TargetPlan& tp) {
+  const int gate = tp.marked(kGateMark);
+  if (gate < 0) return std::nullopt;
+  const StepResult& gs = report.steps[size_t(gate)];
+  if (gs.state != StepState::kCached && gs.state != StepState::kBuilt) return std::nullopt;
+  auto r = gate::GateReport::from_json(gs.report);
+  if (!r.ok()) return std::nullopt;
+  return std::move(*r);
+}
+
+std::optional<double> retention_of(const BuildReport& report, const TargetPlan& tp) {
+  const int s = tp.marked(kRetentionMark);
+  if (s < 0) return std::nullopt;
+  const auto& rr = report.steps[size_t(s)].report;
+  const auto ptr = nlohmann::json::json_pointer("/retention/retained");
+  if (rr.contains(ptr) && rr[ptr].is_number()) return rr[ptr].get<double>();
+  return std::nullopt;
+}
+
+struct BenchContext {
+  Session& s;
+  const Plan& plan;
+  const BuildReport& report;
+  gate::BenchZygote& zygote;
+  std::optional<SuiteChoice> fallback;
+  int runs = 1;
+};
+
+// Measures one configuration: its artifact (and run-time adapters) on its
+// gate's suite, or the fallback suite.
+Result<gate::BenchRow> measure_row(BenchContext& c, const std::string& name) {
+  const TargetPlan& tp = c.plan.targets.at(name);
+  MB_ASSIGN(fs::path model_dir, input_path(c.s.recipe, c.report, *tp.artifact));
+  gate::RunnerTarget target;
+  target.model_dir = model_dir;
+  target.threads = c.s.build.threads_per_step;
+  std::vector<fs::path> files = {model_dir};
+  for (const InputRef& a : tp.runtime_inputs) {
+    MB_ASSIGN(fs::path p, input_path(c.s.recipe, c.report, a));
+    target.adapters.push_back(p);
+    files.push_back(p);
+  }
+  std::optional<SuiteChoice> choice = gate_suite(c.s.recipe, c.plan, c.report, tp);
+  if (!choice) choice = c.fallback;
+  if (!choice)
+    return make_error(Errc::kInvalidInput, name,
+                      "has no gate and the recipe has no suite to borrow; pass --suite FILE");
+  MB_ASSIGN(fs::path file, suite_file_of(*c.s.fs, choice->file));
+  MB_ASSIGN(gate::Suite suite, gate::load_suite(*c.s.fs, file));
+  gate::BenchRow row;
+  row.config = name;
+  row.bits = bits_of(*c.s.fs, model_dir);
+  row.min_accuracy = choice->min_accuracy;
+  MB_ASSIGN(row.size_bytes, gate::disk_size(files));
+  c.s.reporter->info(fmt::format("bench {}: running {} cases", name, suite.cases.size()));
+  MB_ASSIGN(auto measured, c.zygote.measure(file, target, choice->runner, c.runs));
+  row.peak_memory_bytes = measured.peak_memory_bytes;
+  row.load_seconds = measured.report.load_seconds;
+  row.avg_generation_seconds = measured.report.avg_generation_seconds();
+  row.tokens_per_second = measured.report.tokens_per_second();
+  const std::optional<gate::GateReport> cached = cached_verdict(c.report, tp);
+  const gate::GateReport& verdict = cached ? *cached : measured.report;
+  row.accuracy = verdict.accuracy();
+  row.passed = verdict.passed();
+  row.total = int(verdict.cases.size());
+  row.accuracy_source = cached ? "gate" : "bench";
+  row.retention = retention_of(c.report, tp);
+  if (tp.marked(kGateMark) >= 0) {
+    row.gate = gate::GateOutcome::kPassed;
+    for (const TargetResult& t : c.report.targets)
+      if (t.name == name && t.state == TargetState::kFailed) {
+        row.gate = gate::GateOutcome::kFailed;
+        row.failures = t.failures;
+      }
+  }
+  return row;
+}
+
+// The suite for configurations without a gate: --suite, else the first gate's.
+std::optional<SuiteChoice> fallback_suite(const Session& s, const std::string& suite_opt) {
+  std::optional<SuiteChoice> fallback;
+  for (const TargetDecl& t : s.recipe.targets) {
+    const ModelSpec* m = t.as<ModelSpec>();
+    if (fallback || !m || !m->gate) continue;
+    if (const SourceDecl* src = s.recipe.find_source(m->gate->suite))
+      fallback = SuiteChoice{src->path, m->gate->runner, m->gate->min_accuracy};
+  }
+  if (suite_opt.empty()) return fallback;
+  fs::path p = suite_opt;
+  if (p.is_relative()) p = fs::absolute(p);
+  return SuiteChoice{p, fallback ? fallback->runner : nlohmann::json{{"type", "native"}},
+                     fallback ? fallback->min_accuracy : std::nullopt};
+}
+
+// Writes the table, JSON and chart; returns an exit status.
+int write_outputs(Session& s, const GlobalOptions& g, const std::vector<gate::BenchRow>& rows,
+                  const std::string& json_out, const std::string& svg_out, const std::string& markdown_out) {
+  const std::string table = gate::render_markdown(rows);
+  // With --json, stdout carries JSON events only.
+  if (!g.json) std::fwrite(table.data(), 1, table.size(), stdout);
+  std::fflush(stdout);
+  const fs::path build_dir = s.build.build_dir;
+  auto write = [&](const std::string& path, const fs::path& fallback_path, const std::string& text) -> int {
+    fs::path p = path.empty() ? fallback_path : fs::absolute(path);
+    Status st = s.fs->create_dirs(p.parent_path());
+    if (st.ok()) st = write_file_atomic(*s.fs, p, text);
+    if (!st.ok()) return report_error(*s.reporter, st.error());
+    s.reporter->info(fmt::format("wrote {}", relative_to_cwd(p)));
+    return 0;
+  };
+  int rc = write(json_out, build_dir / "bench.json", gate::render_json(rows).dump(2) + "\n");
+  if (rc == 0) rc = write(svg_out, build_dir / "bench.svg", gate::render_svg(rows));
+  if (rc == 0 && !markdown_out.empty()) rc = write(markdown_out, {}, table);
+  return rc;
+}
+
+// Builds what the configurations need, past failures (-k), so that every
+// configuration that has an artifact can be measured.
+Result<BuildReport> build_for_bench(Session& s, const Plan& plan) {
+  s.build.keep_going = true;
+  Builder builder(*s.fs, *s.reporter, s.rules, s.build);
+  MB_TRY(install_git_sources(*s.fs, s.recipe, plan, builder).status());
+  return builder.build(s.recipe, plan);
+}
 
 }  // namespace
 
@@ -83,13 +216,14 @@ int bench_command(const std::vector<std::string>& args) {
   Session& s = *session;
   if (configs.empty())
     for (const TargetDecl& t : s.recipe.targets)
-      if (t.is_model()) configs.push_back(t.name);
+      if (t.kind == ModelTargetKind().name()) configs.push_back(t.name);
   for (const std::string& c : configs) {
     const TargetDecl* t = s.recipe.find_target(c);
-    if (t && !t->is_model())
-      return report_error(*s.reporter, make_error(Errc::kInvalidInput, c, "a command target is not a model to bench"));
+    if (t && t->kind != ModelTargetKind().name())
+      return report_error(*s.reporter,
+                          make_error(Errc::kInvalidInput, c, "a {} target is not a model to bench", t->kind));
   }
-  auto plan = make_plan(s.recipe, configs);
+  auto plan = make_plan(s.recipe, s.rules, configs);
   if (!plan.ok()) return report_error(*s.reporter, plan.error());
 
   // The measuring processes fork from a zygote started now, before the build
@@ -97,165 +231,23 @@ int bench_command(const std::vector<std::string>& args) {
   // baseline memory.
   auto zygote = gate::BenchZygote::start();
   if (!zygote.ok()) return report_error(*s.reporter, zygote.error());
+  auto report = build_for_bench(s, *plan);
+  if (!report.ok()) return report_error(*s.reporter, report.error());
 
-  // Build first (cache hits are instant); keep going past failures so every
-  // configuration that has an artifact can be measured.
-  s.build.keep_going = true;
-  BuildReport report;
-  {
-    Builder builder(*s.fs, *s.reporter, s.rules, s.build);
-    auto git = install_git_sources(*s.fs, s.recipe, *plan, builder);
-    if (!git.ok()) return report_error(*s.reporter, git.error());
-    auto built = builder.build(s.recipe, *plan);
-    if (!built.ok()) return report_error(*s.reporter, built.error());
-    report = std::move(*built);
-  }
-
-  // The suite for targets without a gate: --suite, else the first gate's.
-  std::optional<SuiteChoice> fallback;
-  for (const TargetDecl& t : s.recipe.targets)
-    if (t.is_model() && t.model().gate && !fallback) {
-      const SourceDecl* src = s.recipe.find_source(t.model().gate->suite);
-      if (src) fallback = SuiteChoice{src->path, t.model().gate->runner, t.model().gate->min_accuracy};
-    }
-  if (!suite_opt.empty()) {
-    fs::path p = suite_opt;
-    if (p.is_relative()) p = fs::absolute(p);
-    fallback = SuiteChoice{p, fallback ? fallback->runner : nlohmann::json{{"type", "native"}},
-                           fallback ? fallback->min_accuracy : std::nullopt};
-  }
-
+  BenchContext c{s, *plan, *report, **zygote, fallback_suite(s, suite_opt), runs};
   std::vector<gate::BenchRow> rows;
   int exit = 0;
   for (const std::string& name : plan->requested) {
-    const TargetPlan& tp = plan->targets.at(name);
-    const ModelTarget& m = s.recipe.find_target(name)->model();
-    auto fail = [&](const Error& e) {
-      s.reporter->error(fmt::format("bench {}: {}", name, e.to_string()));
-      exit = std::max(exit, exit_code_for(e.code));
-    };
-    if (!tp.artifact) continue;
-    auto model_dir = input_path(s.recipe, report, *tp.artifact);
-    if (!model_dir.ok()) {
-      fail(model_dir.error());
+    if (!plan->targets.at(name).artifact) continue;
+    auto row = measure_row(c, name);
+    if (!row.ok()) {
+      s.reporter->error(fmt::format("bench {}: {}", name, row.error().to_string()));
+      exit = std::max(exit, exit_code_for(row.error().code));
       continue;
     }
-    gate::RunnerTarget target;
-    target.model_dir = *model_dir;
-    target.threads = s.build.threads_per_step;
-    std::vector<fs::path> files = {*model_dir};
-    bool ok = true;
-    for (const InputRef& a : tp.runtime_adapters) {
-      auto p = input_path(s.recipe, report, a);
-      if (!p.ok()) {
-        fail(p.error());
-        ok = false;
-        break;
-      }
-      target.adapters.push_back(*p);
-      files.push_back(*p);
-    }
-    if (!ok) continue;
-
-    SuiteChoice choice;
-    if (m.gate) {
-      const StepResult* gs = tp.gate_step >= 0 ? &report.steps[size_t(tp.gate_step)] : nullptr;
-      const SourceDecl* src = s.recipe.find_source(m.gate->suite);
-      fs::path p;
-      if (src) {
-        p = src->path;
-      } else if (gs) {
-        // The suite is another target's output: take it from the gate step's input.
-        for (const InputRef& in : plan->steps[size_t(tp.gate_step)].inputs)
-          if (in.role == "suite")
-            if (auto q = input_path(s.recipe, report, in); q.ok()) p = *q;
-      }
-      choice = SuiteChoice{p, m.gate->runner, m.gate->min_accuracy};
-    } else if (fallback) {
-      choice = *fallback;
-    } else {
-      fail(make_error(Errc::kInvalidInput, name,
-                      "has no gate and the recipe has no suite to borrow; pass --suite FILE"));
-      continue;
-    }
-    auto file = suite_file(*s.fs, choice.file);
-    if (!file.ok()) {
-      fail(file.error());
-      continue;
-    }
-    auto suite = gate::load_suite(*s.fs, *file);
-    if (!suite.ok()) {
-      fail(suite.error());
-      continue;
-    }
-
-    gate::BenchRow row;
-    row.config = name;
-    row.bits = bits_of(*s.fs, *model_dir);
-    row.min_accuracy = choice.min_accuracy;
-    auto size = gate::disk_size(files);
-    if (!size.ok()) {
-      fail(size.error());
-      continue;
-    }
-    row.size_bytes = *size;
-    s.reporter->info(fmt::format("bench {}: running {} cases", name, suite->cases.size()));
-    auto measured = (*zygote)->measure(*file, target, choice.runner, runs);
-    if (!measured.ok()) {
-      fail(measured.error());
-      continue;
-    }
-    row.peak_memory_bytes = measured->peak_memory_bytes;
-    row.load_seconds = measured->report.load_seconds;
-    row.avg_generation_seconds = measured->report.avg_generation_seconds();
-    row.tokens_per_second = measured->report.tokens_per_second();
-    // Accuracy: the gate's cached verdict for this exact artifact when there
-    // is one (it is what the build decided on), else this run's.
-    const gate::GateReport* verdict = &measured->report;
-    std::optional<gate::GateReport> cached;
-    if (tp.gate_step >= 0) {
-      const StepResult& gs = report.steps[size_t(tp.gate_step)];
-      if (gs.state == StepState::kCached || gs.state == StepState::kBuilt)
-        if (auto r = gate::GateReport::from_json(gs.report); r.ok()) cached = std::move(*r);
-    }
-    if (cached) verdict = &*cached;
-    row.accuracy = verdict->accuracy();
-    row.passed = verdict->passed();
-    row.total = int(verdict->cases.size());
-    row.accuracy_source = cached ? "gate" : "bench";
-    if (tp.retention_step >= 0) {
-      const auto& rr = report.steps[size_t(tp.retention_step)].report;
-      const auto ptr = nlohmann::json::json_pointer("/retention/retained");
-      if (rr.contains(ptr) && rr[ptr].is_number()) row.retention = rr[ptr].get<double>();
-    }
-    if (m.gate) {
-      row.gate = gate::GateOutcome::kPassed;
-      for (const TargetResult& t : report.targets)
-        if (t.name == name && t.state == TargetState::kFailed) {
-          row.gate = gate::GateOutcome::kFailed;
-          row.failures = t.failures;
-        }
-    }
-    rows.push_back(std::move(row));
+    rows.push_back(std::move(*row));
   }
-
-  const std::string table = gate::render_markdown(rows);
-  // With --json, stdout carries JSON events only.
-  if (!g.json) std::fwrite(table.data(), 1, table.size(), stdout);
-  std::fflush(stdout);
-  const fs::path build_dir = s.build.build_dir;
-  auto write = [&](std::string path, const fs::path& fallback_path, const std::string& text) -> int {
-    fs::path p = path.empty() ? fallback_path : fs::absolute(path);
-    Status st = s.fs->create_dirs(p.parent_path());
-    if (st.ok()) st = write_file_atomic(*s.fs, p, text);
-    if (!st.ok()) return report_error(*s.reporter, st.error());
-    s.reporter->info(fmt::format("wrote {}", relative_to_cwd(p)));
-    return 0;
-  };
-  int rc = write(json_out, build_dir / "bench.json", gate::render_json(rows).dump(2) + "\n");
-  if (rc == 0) rc = write(svg_out, build_dir / "bench.svg", gate::render_svg(rows));
-  if (rc == 0 && !markdown_out.empty()) rc = write(markdown_out, {}, table);
-  return std::max(rc, exit);
+  return std::max(write_outputs(s, g, rows, json_out, svg_out, markdown_out), exit);
 }
 
 }  // namespace mb::cli

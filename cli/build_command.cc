@@ -28,9 +28,14 @@ int build_command(const std::vector<std::string>& args) {
   s.build.keep_going = keep_going;
   s.build.dry_run = dry_run;
   s.build.regate = regate;
-  auto plan = make_plan(s.recipe, targets);
+  auto plan = make_plan(s.recipe, s.rules, targets);
   if (!plan.ok()) return report_error(*s.reporter, plan.error());
   if (check) return check_determinism(s, *plan);
+  // The lock file is rewritten after the build: a corrupt one must stop the
+  // build before anything runs, not after.
+  if (!dry_run)
+    if (auto lock = read_lock_file(*s.fs, lock_file_path(s.recipe.dir)); !lock.ok())
+      return report_error(*s.reporter, lock.error());
 
   Builder builder(*s.fs, *s.reporter, s.rules, s.build);
   // Every git pin is read before anything runs: a bad one is bad input.

@@ -83,7 +83,7 @@ Result<Session> open_session(const GlobalOptions& g) {
     return make_error(Errc::kInvalidInput, g.directory, "cannot change to this directory: {}", std::strerror(errno));
   fs::path dir = fs::current_path();
   fs::path file = fs::path(g.file).is_absolute() ? fs::path(g.file) : dir / g.file;
-  MB_ASSIGN(s.recipe, parse_recipe(*s.fs, file));
+  MB_ASSIGN(s.recipe, parse_recipe(*s.fs, file, s.rules));
   const fs::path project = s.recipe.dir;
   if (!g.cache_dir.empty())
     s.build.cache_dir = fs::absolute(g.cache_dir);
@@ -100,7 +100,7 @@ Result<Session> open_session(const GlobalOptions& g) {
 }
 
 Result<Evaluation> evaluate_targets(Session& s, const std::vector<std::string>& targets) {
-  MB_ASSIGN(Plan plan, make_plan(s.recipe, targets));
+  MB_ASSIGN(Plan plan, make_plan(s.recipe, s.rules, targets));
   NullReporter quiet;
   Builder builder(*s.fs, quiet, s.rules, s.build);
   MB_TRY(install_git_sources(*s.fs, s.recipe, plan, builder));

@@ -35,7 +35,7 @@ void add_global_options(CLI::App& app, GlobalOptions& g);
 struct Session {
   std::unique_ptr<FileSystem> fs;
   std::unique_ptr<Reporter> reporter;
-  RuleRegistry rules;
+  Registry rules;
   Recipe recipe;
   BuildOptions build;
 };

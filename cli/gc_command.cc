@@ -58,7 +58,7 @@ int gc_command(const std::vector<std::string>& args) {
   auto s = open_session(g);
   if (!s.ok()) return report_error(s.error());
   // Pin every step key the current recipe resolves to.
-  auto plan = make_plan(s->recipe, {});
+  auto plan = make_plan(s->recipe, s->rules, {});
   if (!plan.ok()) return report_error(*s->reporter, plan.error());
   NullReporter quiet;
   Builder builder(*s->fs, quiet, s->rules, s->build);

@@ -17,7 +17,7 @@ int graph_command(const std::vector<std::string>& args) {
   if (int rc = parse_args(app, args); rc >= 0) return rc;
   auto s = open_session(g);
   if (!s.ok()) return report_error(s.error());
-  auto plan = make_plan(s->recipe, targets);
+  auto plan = make_plan(s->recipe, s->rules, targets);
   if (!plan.ok()) return report_error(plan.error());
   std::string text = dot ? plan_to_dot(*plan) : plan_to_text(*plan);
   std::fwrite(text.data(), 1, text.size(), stdout);

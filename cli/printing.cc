@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "rules/gate.h"
+
 namespace mb::cli {
 
 std::string human_size(uint64_t bytes) {
@@ -56,9 +58,9 @@ void print_build_summary(Session& s, const Plan& plan, const BuildReport& report
         line = fmt::format("{}: {}", t.name, target_state_name(t.state));
         if (!t.path.empty()) line += " -> " + relative_to_cwd(t.path);
         if (!t.link_kind.empty()) line += fmt::format(" ({})", t.link_kind);
-        const TargetPlan& tp = plan.targets.at(t.name);
-        if (tp.gate_step >= 0) {
-          const auto& gr = report.steps[tp.gate_step].report;
+        const int gate_step = plan.targets.at(t.name).marked(kGateMark);
+        if (gate_step >= 0) {
+          const auto& gr = report.steps[gate_step].report;
           line += fmt::format(", gate passed: accuracy {:.0f}%", 100.0 * gr.value("accuracy", 0.0));
         }
         s.reporter->info(line);
@@ -70,9 +72,9 @@ void print_build_summary(Session& s, const Plan& plan, const BuildReport& report
       case TargetState::kFailed: {
         std::string msg = fmt::format("{}: FAILED", t.name);
         for (const auto& f : t.failures) msg += "\n  - " + f;
-        const TargetPlan& tp = plan.targets.at(t.name);
-        if (tp.gate_step >= 0) {
-          const StepResult& gr = report.steps[tp.gate_step];
+        const int gate_step = plan.targets.at(t.name).marked(kGateMark);
+        if (gate_step >= 0) {
+          const StepResult& gr = report.steps[gate_step];
           if (gr.state == StepState::kBuilt || gr.state == StepState::kCached) {
             std::string cases = format_gate_cases(gr.report, false);
             if (!cases.empty()) msg += "\n  gate cases:\n" + cases;

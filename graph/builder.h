@@ -1,18 +1,25 @@
 #pragma once
-// Builder: executes a Plan against the content-addressed cache.
-//
-// For every step it computes the key (kind, algorithm version, params, input
-// digests), where a source input's digest comes from the stat-fingerprinted
-// FileDigestCache and a step input's digest is the upstream step's OUTPUT
-// digest (early cutoff: an upstream rebuild that yields identical bytes
-// stops there). A hit reuses the cached output; a miss takes the per-key lock,
-// checks again (another process may have built it meanwhile), runs the rule
-// in a staging directory and publishes atomically. Targets whose checks
-// (accuracy, delta retention) pass are materialized into build/TARGET by
-// link. evaluate() does the same bookkeeping without running anything, for
-// `status`, `explain` and `--dry-run`.
+// Builder: executes a Plan against the content-addressed cache, in phases
+// that each live in their own file:
+//   1. source digests   graph/source_digests.h   every source, hashed once
+//   2. step keys        graph/step_key.h         kind, version, params, inputs
+//   3. lookup and lock  cache/cache.h            hit, or lock and look again
+//   4. preflight        graph/preflight.h        once, before the first run
+//   5. execution        graph/step_execution.h   the rule, in staging
+//   6. checks           graph/target_checks.h    thresholds on step reports
+//   7. materialization  graph/target_outputs.h   build/TARGET by link
+//   8. reporting        graph/target_outputs.h   build/TARGET.report.json
+// The builder itself schedules steps (graph/scheduler.h) and carries each
+// step's result from phase to phase. A step input's digest is the upstream
+// step's OUTPUT digest (early cutoff: an upstream rebuild that yields
+// identical bytes stops there). A miss takes the per-key lock and looks
+// again, since another process may have built it meanwhile. evaluate() does
+// the same bookkeeping without running anything, for `status`, `explain` and
+// `--dry-run`.
 //
 // One Builder per command invocation; build() runs steps on `jobs` threads.
+// An exception anywhere in a step is that step's failure, never the
+// process's.
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,7 +33,7 @@
 #include "cache/digest.h"
 #include "graph/plan.h"
 #include "graph/recipe.h"
-#include "graph/rule.h"
+#include "graph/registry.h"
 
 namespace mb {
 
@@ -60,7 +67,8 @@ struct StepResult {
   fs::path view;                                        // a directory holding the output files (linked from the store)
   double seconds = 0;
   std::string error;
-  std::vector<std::string> why;  // explanations when stale or rebuilt
+  Errc error_code = Errc::kStepFailed;  // of a failed step
+  std::vector<std::string> why;         // explanations when stale or rebuilt
 };
 
 enum class TargetState { kUpToDate, kBuilt, kFailed, kStale };
@@ -85,9 +93,12 @@ struct BuildReport {
 
 class Builder {
  public:
-  Builder(FileSystem& fs, Reporter& reporter, const RuleRegistry& rules, BuildOptions options);
+  Builder(FileSystem& fs, Reporter& reporter, const Registry& rules, BuildOptions options);
   ~Builder();
 
+  // An error (rather than a report) when nothing could be built at all: the
+  // cache cannot be opened, or preflight found bad input (exit 2, and no
+  // step has run).
   Result<BuildReport> build(const Recipe& recipe, const Plan& plan);
   Result<BuildReport> evaluate(const Recipe& recipe, const Plan& plan);
 
@@ -106,7 +117,7 @@ class Builder {
 
   FileSystem& m_fs;
   Reporter& m_reporter;
-  const RuleRegistry& m_rules;
+  const Registry& m_rules;
   BuildOptions m_options;
   std::unique_ptr<Cache> m_cache;
   std::unique_ptr<ExplainLog> m_explain;

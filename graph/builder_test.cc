@@ -18,6 +18,9 @@
 #include "base/fs_test_support.h"
 #include "base/temp_dir.h"
 #include "cache/file_digests.h"
+#include "rules/command.h"
+#include "rules/gate.h"
+#include "rules/model_target.h"
 
 namespace mb {
 namespace {
@@ -50,6 +53,11 @@ class FakeRule : public Rule {
   FakeRule(std::string kind, fs::path log) : m_kind(std::move(kind)), m_log(std::move(log)) {}
   std::string_view kind() const override { return m_kind; }
   int algorithm_version() const override { return 1; }
+  Status check_params(const nlohmann::json&) const override { return {}; }
+  std::vector<ReportField> report_fields() const override {
+    return {{"accuracy", "/accuracy", true}, {"delta retention", "/retention/retained"}};
+  }
+  bool judges() const override { return m_kind == "gate"; }
   Status run(StepContext& ctx) const override {
     { std::ofstream(m_log, std::ios::app) << m_kind << " " << ctx.step_label << "\n"; }
     fs::path dir = m_log.parent_path();
@@ -96,9 +104,27 @@ class FakeRule : public Rule {
   fs::path m_log;
 };
 
+// The built-in model kind without its preflight: these tests' "models" are
+// text files the fake rules read.
+class TextModelKind : public ModelTargetKind {
+ public:
+  Result<std::shared_ptr<const TargetSpec>> parse(TargetReader& r) const override {
+    struct Unchecked : TargetSpec {
+      std::shared_ptr<const TargetSpec> inner;
+      Status expand(TargetExpansion& x) const override { return inner->expand(x); }
+    };
+    auto spec = std::make_shared<Unchecked>();
+    MB_ASSIGN(spec->inner, ModelTargetKind::parse(r));
+    return std::shared_ptr<const TargetSpec>(std::move(spec));
+  }
+};
+
 class BuilderTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Real recipes and plans (the built-in target kinds), fake execution.
+    m_rules.add(std::make_unique<TextModelKind>());
+    m_rules.add(std::make_unique<CommandTargetKind>());
     for (const char* kind : {"fuse", "quantize", "gate", "command"})
       m_rules.add(std::make_unique<FakeRule>(kind, log_path()));
     write(dir() / "base/w.txt", "base weights");
@@ -154,9 +180,9 @@ targets:
                                  BuildOptions opts = {}) {
     if (opts.cache_dir.empty()) opts = options();
     fs::remove(log_path());
-    auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
+    auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml", m_rules);
     EXPECT_TRUE(recipe.ok()) << recipe.error().to_string();
-    auto plan = make_plan(*recipe, targets);
+    auto plan = make_plan(*recipe, m_rules, targets);
     EXPECT_TRUE(plan.ok()) << plan.error().to_string();
     Builder b(*m_fs, m_reporter, m_rules, opts);
     auto report = b.build(*recipe, *plan);
@@ -172,7 +198,7 @@ targets:
 
   TempDir m_tmp{"builder-test"};
   std::unique_ptr<FileSystem> m_fs = make_real_file_system();
-  RuleRegistry m_rules;
+  Registry m_rules;
   RecordingReporter m_reporter;
   std::string m_recipe_text;
   std::vector<fs::path> m_last_hashed;
@@ -227,8 +253,8 @@ TEST_F(BuilderTest, ChangingBitsRerunsTheOnePassFuseOnly) {
 TEST_F(BuilderTest, ExplainSaysWhichParameterChanged) {
   build({"fused"});
   set_recipe(6);
-  auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
-  auto plan = make_plan(*recipe, {"fused"});
+  auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml", m_rules);
+  auto plan = make_plan(*recipe, m_rules, {"fused"});
   fs::remove(log_path());
   Builder b(*m_fs, m_reporter, m_rules, options());
   auto report = b.evaluate(*recipe, *plan);
@@ -238,7 +264,7 @@ TEST_F(BuilderTest, ExplainSaysWhichParameterChanged) {
   EXPECT_EQ(q.state, StepState::kStale);
   ASSERT_FALSE(q.why.empty());
   EXPECT_EQ(q.why[0], "parameter bits changed: 8 → 6");
-  EXPECT_EQ(report->steps[tp.gate_step].state, StepState::kStale);
+  EXPECT_EQ(report->steps[tp.marked(kGateMark)].state, StepState::kStale);
   EXPECT_EQ(report->targets[0].state, TargetState::kStale);
   EXPECT_EQ(read(log_path()), "") << "evaluate() must not run anything";
 }
@@ -246,8 +272,8 @@ TEST_F(BuilderTest, ExplainSaysWhichParameterChanged) {
 TEST_F(BuilderTest, ExplainNamesTheChangedFile) {
   build({"fused"});
   write(dir() / "lora/a.txt", "adapter delta v2");
-  auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
-  auto plan = make_plan(*recipe, {"fused"});
+  auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml", m_rules);
+  auto plan = make_plan(*recipe, m_rules, {"fused"});
   Builder b(*m_fs, m_reporter, m_rules, options());
   auto report = b.evaluate(*recipe, *plan);
   ASSERT_TRUE(report.ok());
@@ -340,8 +366,8 @@ TEST_F(BuilderTest, ConcurrentBuildsOfOneTargetExecuteOnce) {
   for (int k = 0; k < 2; ++k) {
     pid_t pid = ::fork();
     if (pid == 0) {
-      auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml");
-      auto plan = make_plan(*recipe, {"fused"});
+      auto recipe = parse_recipe_text(*m_fs, m_recipe_text, dir() / "modelbuild.yaml", m_rules);
+      auto plan = make_plan(*recipe, m_rules, {"fused"});
       NullReporter quiet;
       Builder b(*m_fs, quiet, m_rules, options());
       auto report = b.build(*recipe, *plan);
@@ -403,11 +429,15 @@ class TouchRule : public Rule {
  public:
   std::string_view kind() const override { return "command"; }
   int algorithm_version() const override { return 1; }
+  Status check_params(const nlohmann::json&) const override { return {}; }
   Status run(StepContext& ctx) const override { return write_file_atomic(ctx.fs, ctx.output_dir / "out.txt", "ok"); }
 };
 
 TEST(BuilderSources, OneStepsSingleFileSourcesAreHashedInParallel) {
   RendezvousFileSystem fs;
+  Registry rules;
+  rules.add(std::make_unique<CommandTargetKind>());
+  rules.add(std::make_unique<TouchRule>());
   fs.add_file("/p/a.bin", std::string(1000, 'a'));
   fs.add_file("/p/b.bin", std::string(1000, 'b'));
   auto recipe = parse_recipe_text(fs, R"(
@@ -418,12 +448,10 @@ targets:
     inputs: [a, b]
     outputs: [out.txt]
 )",
-                                  "/p/modelbuild.yaml");
+                                  "/p/modelbuild.yaml", rules);
   ASSERT_TRUE(recipe.ok()) << recipe.error().to_string();
-  auto plan = make_plan(*recipe, {"both"});
-  ASSERT_TRUE(plan.ok());
-  RuleRegistry rules;
-  rules.add(std::make_unique<TouchRule>());
+  auto plan = make_plan(*recipe, rules, {"both"});
+  ASSERT_TRUE(plan.ok()) << plan.error().to_string();
   NullReporter quiet;
   BuildOptions o;
   o.cache_dir = "/p/.modelbuild";

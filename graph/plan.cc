@@ -5,13 +5,17 @@
 #include <set>
 
 #include "cache/action_key.h"
+#include "graph/registry.h"
+#include "graph/target_kind.h"
 
 namespace mb {
 namespace {
 
-class Planner {
+// Expands targets into steps, one target at a time; implements the
+// TargetExpansion a TargetSpec sees for the target being expanded.
+class Planner : public TargetExpansion {
  public:
-  explicit Planner(const Recipe& recipe) : m_recipe(recipe) {}
+  Planner(const Recipe& recipe, const Registry& registry) : m_recipe(recipe), m_registry(registry) {}
 
   Status add_target(const std::string& name) {
     if (m_plan.targets.count(name)) return {};
@@ -27,46 +31,61 @@ class Planner {
     for (const auto& ref : t->references())
       if (m_recipe.find_target(ref)) MB_TRY(add_target(ref));
 
-    TargetPlan tp;
-    tp.name = name;
+    m_target = t;
+    m_current = TargetPlan{};
+    m_current.name = name;
+    m_current.kind = t->kind;
     for (const auto& ref : t->references())
-      if (m_recipe.find_target(ref) &&
-          std::find(tp.depends_on.begin(), tp.depends_on.end(), ref) == tp.depends_on.end())
-        tp.depends_on.push_back(ref);
-    size_t first_new = m_plan.steps.size();
-    if (t->is_model()) {
-      MB_TRY(expand_model(*t, tp));
-    } else {
-      MB_TRY(expand_command(*t, tp));
+      if (m_recipe.find_target(ref)) m_current.depends_on.push_back(ref);
+    const size_t first_new = m_plan.steps.size();
+    MB_TRY(t->spec->expand(*this));
+    for (size_t i = first_new; i < m_plan.steps.size(); ++i) m_current.own_steps.push_back(static_cast<int>(i));
+    m_plan.targets[name] = std::move(m_current);
+    return {};
+  }
+
+  // Every step has a rule, and its rule accepts its parameters.
+  Status check_steps() const {
+    for (const Step& s : m_plan.steps) {
+      const Rule* rule = m_registry.rule(s.kind);
+      if (!rule) return make_error(Errc::kInternal, s.label, "no rule for step kind '{}'", s.kind);
+      if (Status st = rule->check_params(s.params); !st.ok())
+        return make_error(Errc::kInternal, s.label, "bad step parameters: {}", st.error().to_string());
     }
-    for (size_t i = first_new; i < m_plan.steps.size(); ++i) tp.own_steps.push_back(static_cast<int>(i));
-    m_plan.targets[name] = std::move(tp);
     return {};
   }
 
   Plan finish() { return std::move(m_plan); }
 
- private:
-  // An input that names a source or a target's artifact.
-  Result<InputRef> resolve(const std::string& ref, const std::string& role, const TargetDecl& user,
-                           bool allow_runtime_adapters = false) {
+  // ---- TargetExpansion ----
+
+  const std::string& target() const override { return m_target->name; }
+  const Location& location() const override { return m_target->loc; }
+  TargetPlan& plan() override { return m_current; }
+
+  const TargetPlan* target_plan(const std::string& name) const override {
+    auto it = m_plan.targets.find(name);
+    return it == m_plan.targets.end() ? nullptr : &it->second;
+  }
+
+  Result<InputRef> resolve(const std::string& ref, const std::string& role) override {
     if (m_recipe.find_source(ref)) return InputRef{role, ref, -1};
     const TargetPlan& dep = m_plan.targets.at(ref);
     if (!dep.artifact)
-      return make_error(Errc::kInvalidInput, user.loc.str(), "target '{}' uses '{}', which has no artifact", user.name,
+      return make_error(Errc::kInvalidInput, location().str(), "target '{}' uses '{}', which has no artifact", target(),
                         ref);
-    if (!dep.runtime_adapters.empty() && !allow_runtime_adapters)
-      return make_error(Errc::kInvalidInput, user.loc.str(),
-                        "target '{}' uses '{}', which applies adapters at run time (fusion: none) and so has no "
-                        "single model directory; fuse it first",
-                        user.name, ref);
+    if (!dep.runtime_inputs.empty())
+      return make_error(Errc::kInvalidInput, location().str(),
+                        "target '{}' uses '{}', which needs run-time inputs beside its artifact (e.g. adapters "
+                        "applied at run time, fusion: none) and so has no single artifact; fuse it first",
+                        target(), ref);
     InputRef out = *dep.artifact;
     out.role = role;
     return out;
   }
 
-  int add_step(std::string kind, nlohmann::json params, std::vector<InputRef> inputs, const std::string& target,
-               const std::string& role) {
+  int add_step(std::string kind, nlohmann::json params, std::vector<InputRef> inputs,
+               const std::string& role) override {
     params = normalize_json(params);
     // Structural identity: kind, params and where each input comes from.
     nlohmann::json identity = {{"kind", kind}, {"params", params}, {"inputs", nlohmann::json::array()}};
@@ -80,101 +99,33 @@ class Planner {
     s.kind = std::move(kind);
     s.params = std::move(params);
     s.inputs = std::move(inputs);
-    s.label = fmt::format("{} {}", role, target);
-    s.slot = target + "/" + role;
+    s.label = fmt::format("{} {}", role, target());
+    s.slot = target() + "/" + role;
     m_plan.steps.push_back(std::move(s));
     m_dedup[id] = m_plan.steps.back().index;
     return m_plan.steps.back().index;
   }
 
-  Status expand_model(const TargetDecl& t, TargetPlan& tp) {
-    const ModelTarget& m = t.model();
-    MB_ASSIGN(InputRef base, resolve(m.base, "base", t));
-    std::vector<InputRef> adapters;
-    for (size_t i = 0; i < m.adapters.size(); ++i) {
-      MB_ASSIGN(InputRef a, resolve(m.adapters[i], fmt::format("adapter.{}", i), t));
-      adapters.push_back(std::move(a));
-    }
-    std::optional<InputRef> artifact = base;
-    artifact->role = "model";
-    nlohmann::json dtype = m.dtype ? nlohmann::json(*m.dtype) : nlohmann::json("auto");
-    std::optional<double> min_retention = m.min_delta_retention;
-    if (m.gate && m.gate->min_delta_retention) min_retention = m.gate->min_delta_retention;
-
-    if (!adapters.empty() && m.fusion == Fusion::kNone) {
-      tp.runtime_adapters = adapters;
-    } else if (!adapters.empty() && m.fusion == Fusion::kInplace) {
-      std::vector<InputRef> in = {base};
-      in.insert(in.end(), adapters.begin(), adapters.end());
-      int fuse = add_step("fuse", {{"mode", "inplace"}, {"quantizer", m.quantizer}}, in, t.name, "fuse");
-      artifact = InputRef{"model", "", fuse};
-      tp.retention_step = fuse;
-      if (min_retention) tp.checks.push_back({fuse, "/retention/retained", *min_retention, "delta retention"});
-    } else if (!adapters.empty()) {
-      std::vector<InputRef> in = {base};
-      in.insert(in.end(), adapters.begin(), adapters.end());
-      // With bits, one streaming pass fuses and quantizes and measures how
-      // much of the adapters' delta the bits keep: no float model is written
-      // to the cache and read back (declare a float target to get one).
-      nlohmann::json params = {{"mode", "dequantize"}, {"dtype", dtype}};
-      if (m.bits) {
-        params["bits"] = *m.bits;
-        params["group_size"] = m.group_size;
-        params["quantizer"] = m.quantizer;
-      }
-      int fuse = add_step("fuse", params, in, t.name, "fuse");
-      artifact = InputRef{"model", "", fuse};
-      if (m.bits) {
-        tp.retention_step = fuse;
-        if (min_retention) tp.checks.push_back({fuse, "/retention/retained", *min_retention, "delta retention"});
-      }
-    } else if (m.bits || m.dtype) {
-      nlohmann::json bits = m.bits ? nlohmann::json(*m.bits) : nlohmann::json(nullptr);
-      int q = add_step("quantize",
-                       {{"bits", bits}, {"group_size", m.group_size}, {"quantizer", m.quantizer}, {"dtype", dtype}},
-                       {InputRef{"model", base.source, base.step}}, t.name, "quantize");
-      artifact = InputRef{"model", "", q};
-    }
-    tp.artifact = artifact;
-
-    if (m.gate) {
-      MB_ASSIGN(InputRef suite, resolve(m.gate->suite, "suite", t));
-      std::vector<InputRef> in = {*artifact};
-      for (size_t i = 0; i < tp.runtime_adapters.size(); ++i) {
-        InputRef a = tp.runtime_adapters[i];
-        a.role = fmt::format("adapter.{}", i);
-        in.push_back(a);
-      }
-      in.push_back(suite);
-      // Thresholds are checks, not params: changing min_accuracy re-checks
-      // the cached verdict instead of re-running the suite.
-      tp.gate_step = add_step("gate", {{"runner", m.gate->runner}}, in, t.name, "gate");
-      tp.checks.push_back({tp.gate_step, "/accuracy", m.gate->min_accuracy, "accuracy", /*percent=*/true});
-    }
-    return {};
+  Status add_check(int step, std::string_view field, double min) override {
+    const Step& s = m_plan.steps.at(static_cast<size_t>(step));
+    const Rule* rule = m_registry.rule(s.kind);
+    if (rule)
+      for (const ReportField& f : rule->report_fields())
+        if (f.name == field) {
+          m_current.checks.push_back({step, f.pointer, min, f.name, f.percent});
+          return {};
+        }
+    return make_error(Errc::kInternal, s.label, "a check reads '{}', which step kind '{}' does not report", field,
+                      s.kind);
   }
 
-  Status expand_command(const TargetDecl& t, TargetPlan& tp) {
-    const CommandTarget& c = t.command();
-    std::vector<InputRef> in;
-    for (const auto& [role, ref] : c.inputs) {
-      MB_ASSIGN(InputRef r, resolve(ref, role, t));
-      in.push_back(std::move(r));
-    }
-    nlohmann::json params = {{"outputs", c.outputs}};
-    if (!c.argv.empty())
-      params["argv"] = c.argv;
-    else
-      params["shell"] = c.shell;
-    int s = add_step("command", params, in, t.name, "command");
-    tp.is_model = false;
-    tp.artifact = InputRef{"output", "", s};
-    return {};
-  }
-
+ private:
   const Recipe& m_recipe;
+  const Registry& m_registry;
   Plan m_plan;
   std::map<std::string, int> m_dedup;
+  const TargetDecl* m_target = nullptr;
+  TargetPlan m_current;
 };
 
 std::string input_text(const Plan& plan, const InputRef& in) {
@@ -183,6 +134,11 @@ std::string input_text(const Plan& plan, const InputRef& in) {
 }
 
 }  // namespace
+
+int TargetPlan::marked(std::string_view name) const {
+  auto it = marks.find(name);
+  return it == marks.end() ? -1 : it->second;
+}
 
 std::vector<int> Step::deps() const {
   std::vector<int> out;
@@ -211,18 +167,21 @@ std::vector<int> Plan::steps_for(const std::string& target) const {
   for (const auto& name : closure(target)) {
     const TargetPlan& tp = targets.at(name);
     if (tp.artifact && !tp.artifact->is_source()) add(tp.artifact->step);
-    if (tp.gate_step >= 0) add(tp.gate_step);
-    if (tp.retention_step >= 0) add(tp.retention_step);
+    for (const auto& in : tp.runtime_inputs)
+      if (!in.is_source()) add(in.step);
+    for (const auto& [mark, step] : tp.marks) add(step);
+    for (const auto& c : tp.checks) add(c.step);
   }
   return {needed.begin(), needed.end()};
 }
 
-Result<Plan> make_plan(const Recipe& recipe, const std::vector<std::string>& targets) {
-  Planner planner(recipe);
+Result<Plan> make_plan(const Recipe& recipe, const Registry& registry, const std::vector<std::string>& targets) {
+  Planner planner(recipe, registry);
   std::vector<std::string> wanted = targets;
   if (wanted.empty())
     for (const auto& t : recipe.targets) wanted.push_back(t.name);
   for (const auto& name : wanted) MB_TRY(planner.add_target(name));
+  MB_TRY(planner.check_steps());
   Plan plan = planner.finish();
   plan.requested = wanted;
   return plan;
@@ -240,8 +199,9 @@ std::string plan_to_text(const Plan& plan) {
                       : tp.artifact->is_source() ? "source " + tp.artifact->source
                                                  : fmt::format("#{}", tp.artifact->step);
     out += fmt::format("target {}: artifact {}", name, art);
-    if (!tp.runtime_adapters.empty()) out += fmt::format(" + {} runtime adapter(s)", tp.runtime_adapters.size());
-    if (tp.gate_step >= 0) out += fmt::format(", gate #{}", tp.gate_step);
+    if (!tp.runtime_inputs.empty()) out += fmt::format(" + {} run-time input(s)", tp.runtime_inputs.size());
+    for (const auto& [mark, step] : tp.marks)
+      if (!tp.artifact || tp.artifact->step != step) out += fmt::format(", {} #{}", mark, step);
     out += "\n";
   }
   return out;
@@ -271,7 +231,9 @@ std::string plan_to_dot(const Plan& plan) {
       else
         out += fmt::format("  s{} -> \"target:{}\";\n", tp.artifact->step, name);
     }
-    if (tp.gate_step >= 0) out += fmt::format("  s{} -> \"target:{}\" [style=dashed];\n", tp.gate_step, name);
+    for (const auto& [mark, step] : tp.marks)
+      if (!tp.artifact || tp.artifact->step != step)
+        out += fmt::format("  s{} -> \"target:{}\" [style=dashed];\n", step, name);
   }
   out += "}\n";
   return out;

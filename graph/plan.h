@@ -2,21 +2,26 @@
 // Plan: the step graph for a set of targets.
 //
 // make_plan() expands each requested target (and every target it depends
-// on) into steps: a model target becomes fuse → quantize → gate as its keys
-// demand, a command target one command step. Steps are deduplicated
-// structurally — two targets that need the same fuse of the same base and
-// adapters with the same parameters share one step — so fused_8bit and
-// fused_6bit fuse once. A Plan is immutable once made.
+// on, dependencies first) into steps through its kind's TargetSpec
+// (graph/target_kind.h). Steps are deduplicated structurally: two targets
+// that ask for the same step kind with the same parameters on the same
+// inputs share one step. (Model targets that fuse to different bits do not:
+// each fuses in one streaming pass straight to its bits; see
+// docs/ARCHITECTURE.md.) Every step's parameters are checked by its rule
+// before the plan is returned. A Plan is immutable once made.
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
 #include "graph/recipe.h"
 
 namespace mb {
+
+class Registry;
 
 // Where a step input comes from: a recipe source, or another step's output.
 struct InputRef {
@@ -37,26 +42,32 @@ struct Step {
 };
 
 // A threshold on a step's report, checked every time the target is built
-// (cached reports included). `pointer` is a JSON pointer into the report.
+// (cached reports included). `pointer` is a JSON pointer into the report,
+// taken from the ReportField the step's rule declares.
 struct Check {
   int step = -1;
-  std::string pointer;  // "/accuracy", "/retention/overall"
+  std::string pointer;  // "/accuracy", "/retention/retained"
   double min = 0;
-  std::string what;      // "accuracy", "delta retention"
+  std::string what;      // the field's name: "accuracy", "delta retention"
   bool percent = false;  // say the figures as percentages (a fraction of cases)
 };
 
 struct TargetPlan {
   std::string name;
-  bool is_model = true;
+  std::string kind;  // the TargetKind's name
   // The artifact: a step's output, or a source used as is.
   std::optional<InputRef> artifact;
-  std::vector<InputRef> runtime_adapters;  // fusion: none
-  int gate_step = -1;
-  int retention_step = -1;  // the step whose report holds the delta retention, if any
+  // What a user of the artifact must also read (adapters a model applies at
+  // run time); such a target has no single artifact directory.
+  std::vector<InputRef> runtime_inputs;
+  // Steps the target's kind names for its readers ("gate" → the gate step).
+  std::map<std::string, int, std::less<>> marks;
   std::vector<Check> checks;
   std::vector<std::string> depends_on;  // targets whose artifacts this one reads
   std::vector<int> own_steps;           // steps this target adds (not its dependencies')
+
+  // The step marked `name`, or -1.
+  int marked(std::string_view name) const;
 };
 
 struct Plan {
@@ -72,7 +83,7 @@ struct Plan {
 
 // `targets` empty means every target in the recipe. Unknown names are an
 // Errc::kInvalidInput error with a did-you-mean.
-Result<Plan> make_plan(const Recipe& recipe, const std::vector<std::string>& targets);
+Result<Plan> make_plan(const Recipe& recipe, const Registry& registry, const std::vector<std::string>& targets);
 
 // Text (one step per line with its inputs) or Graphviz dot.
 std::string plan_to_text(const Plan& plan);

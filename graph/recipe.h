@@ -2,25 +2,27 @@
 // Recipe: the parsed, validated form of modelbuild.yaml.
 //
 // A recipe declares sources (files or directories on disk, or pinned in git)
-// and targets. A model target names a base model, adapters (in order), a
-// fusion mode, target bits, group size, dtype, and an optional gate; a
-// command target wires an external tool into the graph with declared inputs
-// and outputs. parse_recipe() validates everything before anything runs:
-// unknown keys (with a did-you-mean), wrong types, missing sources, unknown
-// references, cycles and duplicate names are all errors that name
+// and targets. The engine parses the frame: `version`, `sources`,
+// `defaults` and `targets`, checks names, references and cycles. Each target
+// is parsed by the TargetKind (graph/target_kind.h) whose marker key it has:
+// a model target (`base:`), a command target (`command:`), or any kind a
+// plug-in registers. parse_recipe() validates everything before anything
+// runs: unknown keys (with a did-you-mean), wrong types, missing sources,
+// unknown references, cycles and duplicate names are all errors that name
 // file:line:column and the key. The format is specified in docs/recipes.md.
 #include <map>
-#include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "base/fs.h"
 #include "base/result.h"
-#include "base/yaml_reader.h"
 
 namespace mb {
+
+class Registry;
+class TargetSpec;
 
 struct Location {
   std::string file;
@@ -42,47 +44,27 @@ struct SourceDecl {
   Location loc;
 };
 
-enum class Fusion { kDequantize, kInplace, kNone };
-const char* fusion_name(Fusion f);
-
-struct GateDecl {
-  std::string suite;  // a source or target name
-  double min_accuracy = 1.0;
-  std::optional<double> min_delta_retention;
-  nlohmann::json runner = {{"type", "native"}};
-  Location loc;
-};
-
-struct ModelTarget {
-  std::string base;                   // source or target name
-  std::vector<std::string> adapters;  // source or target names, applied in order
-  Fusion fusion = Fusion::kDequantize;
-  std::optional<int> bits;  // nullopt = float
-  int group_size = 64;
-  std::optional<std::string> dtype;  // "float16", "bfloat16", "float32"
-  std::string quantizer = "gpu";     // "gpu" (mlx_lm.convert on a Mac) or "cpu"
-  std::optional<double> min_delta_retention;
-  std::optional<GateDecl> gate;
-};
-
-struct CommandTarget {
-  // Exactly one of argv (a YAML list) or shell (a string run by /bin/sh -c).
-  std::vector<std::string> argv;
-  std::string shell;
-  std::map<std::string, std::string> inputs;  // role -> source or target name
-  std::vector<std::string> outputs;           // relative paths the command must create in {out}
+// A source or target name a target refers to, and where it says so.
+struct TargetRef {
+  std::string name;
+  Location where;
 };
 
 struct TargetDecl {
   std::string name;
   Location loc;
-  std::variant<ModelTarget, CommandTarget> body;
+  std::string kind;                        // the TargetKind's name: "model", "command", …
+  std::shared_ptr<const TargetSpec> spec;  // what the kind parsed
+  std::vector<TargetRef> refs;             // every name it refers to, in the order read
 
-  bool is_model() const { return std::holds_alternative<ModelTarget>(body); }
-  const ModelTarget& model() const { return std::get<ModelTarget>(body); }
-  const CommandTarget& command() const { return std::get<CommandTarget>(body); }
   // Every source or target name this target refers to.
   std::vector<std::string> references() const;
+  // The kind's own view of the target, e.g. as<ModelSpec>(); nullptr when it
+  // is another kind.
+  template <typename T>
+  const T* as() const {
+    return dynamic_cast<const T*>(spec.get());
+  }
 };
 
 struct Recipe {
@@ -95,10 +77,11 @@ struct Recipe {
   const SourceDecl* find_source(std::string_view name) const;
 };
 
-// Reads and validates `file`. Errors are Errc::kInvalidInput (exit 2) with
-// Error::where = "file:line:col".
-Result<Recipe> parse_recipe(const FileSystem& fs, const fs::path& file);
+// Reads and validates `file` with the target kinds of `registry`. Errors are
+// Errc::kInvalidInput (exit 2) with Error::where = "file:line:col".
+Result<Recipe> parse_recipe(const FileSystem& fs, const fs::path& file, const Registry& registry);
 // Same, from text; `file` is used for messages and to resolve relative paths.
-Result<Recipe> parse_recipe_text(const FileSystem& fs, std::string_view text, const fs::path& file);
+Result<Recipe> parse_recipe_text(const FileSystem& fs, std::string_view text, const fs::path& file,
+                                 const Registry& registry);
 
 }  // namespace mb

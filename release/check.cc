@@ -75,9 +75,8 @@ std::vector<std::string> differing_tensors(const FileSystem& fs, const fs::path&
   return lines;
 }
 
-Result<CheckResult> check_reproducible(FileSystem& fs, Reporter& reporter, const RuleRegistry& rules,
-                                       const Recipe& recipe, const Plan& plan, const BuildOptions& build,
-                                       const fs::path& scratch) {
+Result<CheckResult> check_reproducible(FileSystem& fs, Reporter& reporter, const Registry& rules, const Recipe& recipe,
+                                       const Plan& plan, const BuildOptions& build, const fs::path& scratch) {
   CheckResult out;
   Builder reference(fs, reporter, rules, build);
   MB_ASSIGN(auto git, install_git_sources(fs, recipe, plan, reference));
@@ -103,7 +102,7 @@ Result<CheckResult> check_reproducible(FileSystem& fs, Reporter& reporter, const
     if (b.state != StepState::kBuilt) continue;
     out.steps_compared++;
     if (a.output_digest == b.output_digest) continue;
-    if (step.kind == "gate") {
+    if (rules.rule(step.kind)->judges()) {
       if (gate_verdict_of(a.report) == gate_verdict_of(b.report)) continue;
       out.differences.push_back(fmt::format("{}: the gate verdict did not reproduce: {} → {}", step.label,
                                             gate_verdict_of(a.report).dump(), gate_verdict_of(b.report).dump()));

@@ -33,8 +33,7 @@ struct CheckResult {
 std::vector<std::string> differing_tensors(const FileSystem& fs, const fs::path& a, const fs::path& b,
                                            size_t limit = 10);
 
-Result<CheckResult> check_reproducible(FileSystem& fs, Reporter& reporter, const RuleRegistry& rules,
-                                       const Recipe& recipe, const Plan& plan, const BuildOptions& build,
-                                       const fs::path& scratch);
+Result<CheckResult> check_reproducible(FileSystem& fs, Reporter& reporter, const Registry& rules, const Recipe& recipe,
+                                       const Plan& plan, const BuildOptions& build, const fs::path& scratch);
 
 }  // namespace mb

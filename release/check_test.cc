@@ -1,7 +1,7 @@
 // --check with test-only step kinds: one that writes a random byte (the
 // injected non-determinism), one that writes a safetensors file with one
 // random tensor, and a deterministic one. They are registered only here,
-// under the `command` kind, in this test's own RuleRegistry.
+// under the `command` kind, in this test's own Registry.
 #include "release/check.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 
 #include "graph/plan.h"
 #include "release/release_test_support.h"
+#include "rules/command.h"
 #include "tensors/safetensors_writer.h"
 
 namespace mb {
@@ -22,6 +23,7 @@ class FakeCommandRule : public Rule {
   explicit FakeCommandRule(Behaviour b) : m_behaviour(b) {}
   std::string_view kind() const override { return "command"; }
   int algorithm_version() const override { return 1; }
+  Status check_params(const nlohmann::json&) const override { return {}; }
   Status run(StepContext& ctx) const override {
     std::random_device rd;
     switch (m_behaviour) {
@@ -51,13 +53,14 @@ class FakeCommandRule : public Rule {
 class CheckTest : public ::testing::Test {
  protected:
   Result<CheckResult> check(Behaviour b) {
-    RuleRegistry rules;
+    Registry rules;
+    rules.add(std::make_unique<CommandTargetKind>());
     rules.add(std::make_unique<FakeCommandRule>(b));
     const fs::path dir = m_tmp.path();
-    auto recipe =
-        parse_recipe_text(*m_fs, "targets:\n  t:\n    command: [fake]\n    outputs: [out]\n", dir / "modelbuild.yaml");
+    auto recipe = parse_recipe_text(*m_fs, "targets:\n  t:\n    command: [fake]\n    outputs: [out]\n",
+                                    dir / "modelbuild.yaml", rules);
     EXPECT_TRUE(recipe.ok()) << recipe.error().to_string();
-    auto plan = make_plan(*recipe, {"t"});
+    auto plan = make_plan(*recipe, rules, {"t"});
     EXPECT_TRUE(plan.ok());
     BuildOptions o;
     o.cache_dir = dir / ".modelbuild";

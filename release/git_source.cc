@@ -143,7 +143,7 @@ Result<std::map<std::string, ResolvedGit>> install_git_sources(FileSystem& fs, c
     for (const auto& in : step.inputs) note(in);
   for (const auto& [name, tp] : plan.targets) {
     if (tp.artifact) note(*tp.artifact);
-    for (const auto& in : tp.runtime_adapters) note(in);
+    for (const auto& in : tp.runtime_inputs) note(in);
   }
   std::map<std::string, ResolvedGit> resolved;
   for (const auto& name : names) {

@@ -11,25 +11,32 @@ fs::path lock_file_path(const fs::path& recipe_dir) { return recipe_dir / "model
 
 std::string lock_file_text(const nlohmann::json& lock) { return lock.dump(2) + "\n"; }
 
-Result<bool> update_lock_file(FileSystem& fs, const fs::path& path, const nlohmann::json& records,
-                              const std::vector<std::string>& recipe_targets) {
-  nlohmann::json lock = {{"format", kLockFormat}, {"targets", nlohmann::json::object()}};
-  std::string old_text;
-  if (auto old = fs.read_file(path); old.ok()) {
-    old_text = *old;
-    auto parsed = nlohmann::json::parse(old_text, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("format") ||
-        !parsed["format"].is_number_integer() || !parsed.contains("targets") || !parsed["targets"].is_object())
-      return make_error(Errc::kCorrupt, path.string(),
-                        "not a valid lock file (fix or delete it; it is rebuilt from the next build)");
-    if (parsed["format"].get<int>() > kLockFormat)
-      return make_error(Errc::kUnsupported, path.string(),
-                        "lock file format {} is newer than this modelbuild understands ({})",
-                        parsed["format"].get<int>(), kLockFormat);
-    lock["targets"] = parsed["targets"];
-  } else if (old.error().code != Errc::kNotFound) {
+Result<LockFileText> read_lock_file(const FileSystem& fs, const fs::path& path) {
+  LockFileText out;
+  auto old = fs.read_file(path);
+  if (!old.ok()) {
+    if (old.error().code == Errc::kNotFound) return out;
     return old.error();
   }
+  out.text = *old;
+  auto parsed = nlohmann::json::parse(out.text, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("format") ||
+      !parsed["format"].is_number_integer() || !parsed.contains("targets") || !parsed["targets"].is_object())
+    return make_error(Errc::kCorrupt, path.string(),
+                      "not a valid lock file (fix or delete it; it is rebuilt from the next build)");
+  if (parsed["format"].get<int>() > kLockFormat)
+    return make_error(Errc::kUnsupported, path.string(),
+                      "lock file format {} is newer than this modelbuild understands ({})", parsed["format"].get<int>(),
+                      kLockFormat);
+  out.targets = parsed["targets"];
+  return out;
+}
+
+Result<bool> update_lock_file(FileSystem& fs, const fs::path& path, const nlohmann::json& records,
+                              const std::vector<std::string>& recipe_targets) {
+  MB_ASSIGN(LockFileText old, read_lock_file(fs, path));
+  const std::string& old_text = old.text;
+  nlohmann::json lock = {{"format", kLockFormat}, {"targets", old.targets}};
   nlohmann::json& targets = lock["targets"];
   for (const auto& [name, record] : records.items()) targets[name] = record;
   for (auto it = targets.begin(); it != targets.end();) {

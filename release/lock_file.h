@@ -27,6 +27,16 @@ inline constexpr int kLockFormat = 1;
 
 fs::path lock_file_path(const fs::path& recipe_dir);
 
+// An existing lock file, read and validated: its text ("" when there is
+// none) and its targets. A corrupt or newer-format file is an error naming it
+// (kCorrupt / kUnsupported, exit 2); the build command reads it before any
+// step runs, so a bad lock file stops a build before it starts.
+struct LockFileText {
+  std::string text;
+  nlohmann::json targets = nlohmann::json::object();
+};
+Result<LockFileText> read_lock_file(const FileSystem& fs, const fs::path& path);
+
 // Merges `records` (target name -> record) into the lock file. Returns true
 // when the file changed. A corrupt or newer-format existing lock file is an
 // error naming it (kCorrupt / kUnsupported): it is never silently replaced.

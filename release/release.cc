@@ -6,6 +6,7 @@
 #include "release/manifest.h"
 #include "release/signing.h"
 #include "release/target_record.h"
+#include "rules/gate.h"
 
 namespace mb {
 namespace {
@@ -25,7 +26,7 @@ void add_reports(nlohmann::json& m, const Plan& plan, const BuildReport& report,
                  const GateVerdict& v) {
   m["gate"] = {{"accuracy", v.accuracy}, {"min_accuracy", v.min_accuracy}, {"passed", v.passed}, {"report", v.report}};
   nlohmann::json metrics = nlohmann::json::object();
-  const int gate_step = plan.targets.at(target).gate_step;
+  const int gate_step = plan.targets.at(target).marked(kGateMark);
   for (int s : plan.steps_for(target)) {
     if (s == gate_step || report.steps[s].report.empty()) continue;
     metrics[plan.steps[s].label] = report.steps[s].report;
@@ -35,12 +36,12 @@ void add_reports(nlohmann::json& m, const Plan& plan, const BuildReport& report,
 
 }  // namespace
 
-Result<ReleaseSummary> release_target(FileSystem& fs, Reporter& reporter, const RuleRegistry& rules,
-                                      const Recipe& recipe, const BuildOptions& build, const std::string& target,
+Result<ReleaseSummary> release_target(FileSystem& fs, Reporter& reporter, const Registry& rules, const Recipe& recipe,
+                                      const BuildOptions& build, const std::string& target,
                                       const ReleaseOptions& options) {
   ReleaseSummary summary;
-  MB_ASSIGN(Plan plan, make_plan(recipe, {target}));
-  if (plan.targets.at(target).gate_step < 0)
+  MB_ASSIGN(Plan plan, make_plan(recipe, rules, {target}));
+  if (plan.targets.at(target).marked(kGateMark) < 0)
     return make_error(Errc::kInvalidInput, target,
                       "target '{}' has no gate; only gated targets can be released (add gate: {{suite: …}})", target);
   if (options.sign_key) {

@@ -38,8 +38,8 @@ struct ReleaseSummary {
   double accuracy = 0;
 };
 
-Result<ReleaseSummary> release_target(FileSystem& fs, Reporter& reporter, const RuleRegistry& rules,
-                                      const Recipe& recipe, const BuildOptions& build, const std::string& target,
+Result<ReleaseSummary> release_target(FileSystem& fs, Reporter& reporter, const Registry& rules, const Recipe& recipe,
+                                      const BuildOptions& build, const std::string& target,
                                       const ReleaseOptions& options);
 
 }  // namespace mb

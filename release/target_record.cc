@@ -5,6 +5,7 @@
 #include "cache/cache.h"
 #include "cache/file_digests.h"
 #include "cache/tree_digest.h"
+#include "rules/gate.h"
 
 namespace mb {
 namespace {
@@ -18,7 +19,7 @@ std::set<std::string> sources_of(const Plan& plan, const std::string& target) {
   for (const auto& t : plan.closure(target)) {
     const TargetPlan& tp = plan.targets.at(t);
     if (tp.artifact && tp.artifact->is_source()) names.insert(tp.artifact->source);
-    for (const auto& in : tp.runtime_adapters)
+    for (const auto& in : tp.runtime_inputs)
       if (in.is_source()) names.insert(in.source);
   }
   return names;
@@ -51,11 +52,12 @@ std::string digest_string_of(const Digest& d) { return "sha256:" + d.hex(); }
 GateVerdict gate_verdict(const Plan& plan, const BuildReport& report, const std::string& target) {
   GateVerdict v;
   const TargetPlan& tp = plan.targets.at(target);
-  if (tp.gate_step < 0) return v;
+  const int gate_step = tp.marked(kGateMark);
+  if (gate_step < 0) return v;
   v.present = true;
   for (const auto& c : tp.checks)
-    if (c.step == tp.gate_step && c.pointer == "/accuracy") v.min_accuracy = c.min;
-  const StepResult& r = report.steps[tp.gate_step];
+    if (c.step == gate_step && c.what == kAccuracy) v.min_accuracy = c.min;
+  const StepResult& r = report.steps[gate_step];
   v.ran = r.state == StepState::kBuilt || r.state == StepState::kCached;
   if (!v.ran) return v;
   v.report = r.report;

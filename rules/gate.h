@@ -5,10 +5,18 @@
 // time, for fusion: none targets), "suite" (the suite file). Params:
 // {"runner": …}. Output: gate.json, the verdict without timings (so that a
 // rebuild gives the same bytes); the report is the full gate report
-// (accuracy, per-case verdicts with raw responses, timings). The step succeeds whenever
-// the suite ran, whatever the accuracy: the verdict is a result worth caching,
-// and thresholds are checked by the engine against the report.
+// (accuracy, per-case verdicts with raw responses, timings). The step
+// succeeds whenever the suite ran, whatever the accuracy: the verdict is a
+// result worth caching, and thresholds are checks the engine runs against
+// the report field "accuracy".
+//
+// The `gate:` key of a target is parsed here too (parse_gate), so that every
+// kind of model target gates the same way (expand_gate).
+#include <nlohmann/json.hpp>
+#include <optional>
+
 #include "graph/rule.h"
+#include "graph/target_kind.h"
 
 namespace mb {
 
@@ -18,6 +26,33 @@ class GateRule : public Rule {
   // 2: gate.json without timings.
   int algorithm_version() const override { return 2; }
   Status run(StepContext& ctx) const override;
+  Status check_params(const nlohmann::json& params) const override;
+  std::vector<ReportField> report_fields() const override;
+  bool judges() const override { return true; }
 };
+
+// The name under which a target marks its gate step (TargetPlan::marks), for
+// the readers of verdicts: release manifests, bench, the build summary.
+inline constexpr const char* kGateMark = "gate";
+inline constexpr const char* kAccuracy = "accuracy";
+
+// A target's `gate:` map: {suite, min_accuracy, min_delta_retention, runner}.
+struct GateDecl {
+  std::string suite;  // a source or target name
+  double min_accuracy = 1.0;
+  std::optional<double> min_delta_retention;
+  nlohmann::json runner = {{"type", "native"}};
+};
+// nullopt when the target (and defaults) have no gate or `gate: null`.
+Result<std::optional<GateDecl>> parse_gate(TargetReader& reader);
+
+// The suite file of a suite input: the file itself, or a directory's only
+// YAML file.
+Result<fs::path> suite_file_of(const FileSystem& fs, fs::path suite);
+
+// Adds the gate step on `model` (and the run-time adapters) and its
+// accuracy check, and marks it kGateMark.
+Status expand_gate(TargetExpansion& x, const GateDecl& gate, const InputRef& model,
+                   const std::vector<InputRef>& runtime_adapters);
 
 }  // namespace mb

@@ -24,6 +24,8 @@ packages=(
 if [ "$with_tests" -eq 1 ]; then
   # The prebuilt MLX library links BLAS, LAPACK and gfortran's runtime.
   packages+=(libblas3 liblapack3 libgfortran5)
+  # scripts/check-style.sh formats with Debian 12's clang-format (14).
+  packages+=(clang-format)
   # Any node >= 18 will do; only install Debian's when none is on the PATH.
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     packages+=(nodejs npm)

@@ -5,9 +5,17 @@
 #include <fstream>
 
 #include "base/temp_dir.h"
+#include "rules/builtin.h"
+#include "rules/model_target.h"
 
 namespace mb {
 namespace {
+
+Registry builtin_rules() {
+  Registry r;
+  register_builtin_rules(r);
+  return r;
+}
 
 class RecipeTest : public ::testing::Test {
  protected:
@@ -17,7 +25,7 @@ class RecipeTest : public ::testing::Test {
     std::ofstream(m_dir.path() / "suite.yaml") << "cases: []\n";
   }
   Result<Recipe> parse(const std::string& text) {
-    return parse_recipe_text(*m_fs, text, m_dir.path() / "modelbuild.yaml");
+    return parse_recipe_text(*m_fs, text, m_dir.path() / "modelbuild.yaml", m_rules);
   }
   // Asserts the parse fails with exit status 2, at `line:col`, mentioning `needle`.
   void expect_error(const std::string& text, int line, int col, const std::string& needle) {
@@ -30,6 +38,7 @@ class RecipeTest : public ::testing::Test {
   }
 
   TempDir m_dir;
+  Registry m_rules = builtin_rules();
   std::unique_ptr<FileSystem> m_fs = make_real_file_system();
 };
 
@@ -61,7 +70,7 @@ TEST_F(RecipeTest, ParsesTargetsSourcesAndDefaults) {
   auto r = parse(kGood);
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   ASSERT_EQ(r->targets.size(), 3u);
-  const ModelTarget& m = r->find_target("fused_8bit")->model();
+  const ModelSpec& m = *r->find_target("fused_8bit")->as<ModelSpec>();
   EXPECT_EQ(m.base, "base_4bit");
   EXPECT_EQ(m.adapters, std::vector<std::string>{"lora"});
   EXPECT_EQ(m.fusion, Fusion::kDequantize);
@@ -70,8 +79,8 @@ TEST_F(RecipeTest, ParsesTargetsSourcesAndDefaults) {
   EXPECT_EQ(m.group_size, 64);
   ASSERT_TRUE(m.gate);
   EXPECT_EQ(m.gate->suite, "suite");
-  EXPECT_EQ(r->find_target("fused_4bit")->model().fusion, Fusion::kInplace);
-  EXPECT_FALSE(r->find_target("convert")->is_model());
+  EXPECT_EQ(r->find_target("fused_4bit")->as<ModelSpec>()->fusion, Fusion::kInplace);
+  EXPECT_EQ(r->find_target("convert")->kind, "command");
   EXPECT_EQ(r->find_source("lora")->path, (m_dir.path() / "adapters/a").lexically_normal());
 }
 

@@ -5,9 +5,18 @@
 #include <fstream>
 
 #include "base/temp_dir.h"
+#include "rules/builtin.h"
+#include "rules/fuse.h"
+#include "rules/gate.h"
 
 namespace mb {
 namespace {
+
+Registry builtin_rules() {
+  Registry r;
+  register_builtin_rules(r);
+  return r;
+}
 
 class PlanTest : public ::testing::Test {
  protected:
@@ -18,10 +27,10 @@ class PlanTest : public ::testing::Test {
   }
   Plan plan(const std::string& targets_yaml, const std::vector<std::string>& wanted) {
     std::string text = "sources: {base: base, lora: lora, suite: suite.yaml}\ntargets:\n" + targets_yaml;
-    auto r = parse_recipe_text(*m_fs, text, m_dir.path() / "modelbuild.yaml");
+    auto r = parse_recipe_text(*m_fs, text, m_dir.path() / "modelbuild.yaml", m_rules);
     EXPECT_TRUE(r.ok()) << r.error().to_string();
     m_recipe = std::move(r).value();
-    auto p = make_plan(m_recipe, wanted);
+    auto p = make_plan(m_recipe, m_rules, wanted);
     EXPECT_TRUE(p.ok()) << p.error().to_string();
     return std::move(p).value();
   }
@@ -31,6 +40,7 @@ class PlanTest : public ::testing::Test {
     return n;
   }
   TempDir m_dir;
+  Registry m_rules = builtin_rules();
   std::unique_ptr<FileSystem> m_fs = make_real_file_system();
   Recipe m_recipe;
 };
@@ -57,7 +67,7 @@ TEST_F(PlanTest, FusionToBitsIsOneStreamingStep) {
   ASSERT_EQ(f8.inputs.size(), 2u);
   EXPECT_TRUE(f8.inputs[0].is_source());
   // The retention check reads the fuse step's own report.
-  EXPECT_EQ(t8.retention_step, t8.artifact->step);
+  EXPECT_EQ(t8.marked(kRetentionMark), t8.artifact->step);
   ASSERT_EQ(t8.checks.size(), 1u);
   EXPECT_EQ(t8.checks[0].step, t8.artifact->step);
   EXPECT_EQ(t8.checks[0].pointer, "/retention/retained");
@@ -66,7 +76,7 @@ TEST_F(PlanTest, FusionToBitsIsOneStreamingStep) {
   EXPECT_NE(f6.index, f8.index);
   const TargetPlan& tf = p.targets.at("fused_f16");
   EXPECT_FALSE(p.steps[tf.artifact->step].params.contains("bits"));
-  EXPECT_EQ(tf.retention_step, -1);  // float fusion quantizes nothing
+  EXPECT_EQ(tf.marked(kRetentionMark), -1);  // float fusion quantizes nothing
 }
 
 TEST_F(PlanTest, FusionModesExpandDifferently) {
@@ -81,10 +91,10 @@ TEST_F(PlanTest, FusionModesExpandDifferently) {
   EXPECT_EQ(p.steps[inplace.artifact->step].params["mode"], "inplace");
   const TargetPlan& runtime = p.targets.at("runtime");
   EXPECT_TRUE(runtime.artifact->is_source());
-  EXPECT_EQ(runtime.runtime_adapters.size(), 1u);
-  ASSERT_GE(runtime.gate_step, 0);
+  EXPECT_EQ(runtime.runtime_inputs.size(), 1u);
+  ASSERT_GE(runtime.marked(kGateMark), 0);
   // The gate of a runtime-adapter target reads the adapter too.
-  EXPECT_EQ(p.steps[runtime.gate_step].inputs.size(), 3u);
+  EXPECT_EQ(p.steps[runtime.marked(kGateMark)].inputs.size(), 3u);
   EXPECT_EQ(p.steps[p.targets.at("float").artifact->step].kind, "fuse");
   EXPECT_TRUE(p.targets.at("alias").artifact->is_source());
   EXPECT_EQ(count(p, "fuse"), 2);  // inplace and dequantize differ
@@ -114,16 +124,16 @@ TEST_F(PlanTest, ThresholdsAreChecksNotParams) {
   Plan a = plan("  t: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, min_accuracy: 1.0}}\n", {});
   Plan b = plan("  t: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, min_accuracy: 0.5}}\n", {});
   const TargetPlan& ta = a.targets.at("t");
-  EXPECT_EQ(a.steps[ta.gate_step].params, b.steps[b.targets.at("t").gate_step].params);
+  EXPECT_EQ(a.steps[ta.marked(kGateMark)].params, b.steps[b.targets.at("t").marked(kGateMark)].params);
   ASSERT_EQ(ta.checks.size(), 1u);
   EXPECT_EQ(ta.checks[0].pointer, "/accuracy");
 }
 
 TEST_F(PlanTest, UnknownTarget) {
   auto r = parse_recipe_text(*m_fs, "sources: {base: base}\ntargets:\n  fused_8bit: {base: base}\n",
-                             m_dir.path() / "modelbuild.yaml");
+                             m_dir.path() / "modelbuild.yaml", m_rules);
   ASSERT_TRUE(r.ok());
-  auto p = make_plan(*r, {"fused_8bt"});
+  auto p = make_plan(*r, m_rules, {"fused_8bt"});
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(exit_code_for(p.error().code), 2);
   EXPECT_NE(p.error().message.find("did you mean 'fused_8bit'"), std::string::npos);

@@ -1,0 +1,49 @@
+#pragma once
+// The parameters the model steps (fuse, quantize) share, parsed once into
+// structs. Each struct's to_json() is what the model target planner writes
+// into the step and parse() what the rule reads back: the JSON layout is
+// part of every step key (docs/cache-format.md), so it must not change
+// without bumping the rule's algorithm version.
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "tensors/dtype.h"
+#include "tensors/mlx_quant.h"
+
+namespace mb {
+
+// "float16" / "bfloat16" / "float32", or "auto" (the base's own float dtype).
+Result<std::optional<DType>> dtype_from_param(const std::string& name);
+// "gpu" (mlx_lm.convert on a Mac) or "cpu".
+Result<QuantKernel> quantizer_from_param(const std::string& name);
+
+// fuse: base + adapter.N -> a model. Inplace: re-quantize with the base's
+// own bits ({mode, quantizer}). Dequantize: fuse in float to `dtype`, and
+// with bits quantize in the same pass ({mode, dtype[, bits, group_size,
+// quantizer]}).
+struct FuseParams {
+  bool inplace = false;
+  std::string dtype = "auto";
+  std::string quantizer = "gpu";
+  std::optional<int> bits;
+  int group_size = 64;
+
+  nlohmann::json to_json() const;
+  static Result<FuseParams> parse(const nlohmann::json& params);
+};
+
+// quantize: model -> a model at bits (or null: a float conversion to dtype);
+// {bits, group_size, quantizer, dtype}.
+struct QuantizeParams {
+  std::optional<int> bits;
+  int group_size = 64;
+  std::string quantizer = "gpu";
+  std::string dtype = "auto";
+
+  nlohmann::json to_json() const;
+  static Result<QuantizeParams> parse(const nlohmann::json& params);
+};
+
+}  // namespace mb

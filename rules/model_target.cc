@@ -1,0 +1,168 @@
+#include "rules/model_target.h"
+
+#include "rules/fuse.h"
+#include "rules/model_params.h"
+#include "rules/model_preflight.h"
+
+namespace mb {
+namespace {
+
+const std::vector<std::string> kDefaultKeys = {"fusion",    "bits", "group_size",         "dtype",
+                                               "quantizer", "gate", "min_delta_retention"};
+const std::vector<int64_t> kBits = {2, 3, 4, 5, 6, 8};
+
+Status parse_fusion(TargetReader& r, ModelSpec& m) {
+  m.fusion = m.adapters.empty() ? Fusion::kNone : Fusion::kDequantize;
+  if (!r.has("fusion")) return {};
+  MB_ASSIGN(std::string s, r.one_of("fusion", {"dequantize", "inplace", "none"}));
+  m.fusion = s == "dequantize" ? Fusion::kDequantize : s == "inplace" ? Fusion::kInplace : Fusion::kNone;
+  return {};
+}
+
+Status parse_bits(TargetReader& r, ModelSpec& m) {
+  if (YAML::Node b = r.get("bits"); b && !b.IsNull() && !(b.IsScalar() && b.Scalar() == "none")) {
+    MB_ASSIGN(int64_t bits, r.integer("bits"));
+    if (std::find(kBits.begin(), kBits.end(), bits) == kBits.end())
+      return r.error("bits", fmt::format("bits must be 2, 3, 4, 5, 6, 8 or none, got {}", bits));
+    m.bits = static_cast<int>(bits);
+  }
+  if (r.has("group_size")) {
+    MB_ASSIGN(int64_t gs, r.integer("group_size"));
+    if (gs != 32 && gs != 64 && gs != 128)
+      return r.error("group_size", fmt::format("group_size must be 32, 64 or 128, got {}", gs));
+    m.group_size = static_cast<int>(gs);
+  }
+  return {};
+}
+
+Status parse_dtype(TargetReader& r, ModelSpec& m) {
+  if (r.has("dtype")) {
+    MB_ASSIGN(std::string s, r.string("dtype"));
+    if (s == "f16" || s == "fp16") s = "float16";
+    if (s == "bf16") s = "bfloat16";
+    if (s == "f32" || s == "fp32") s = "float32";
+    if (s != "float16" && s != "bfloat16" && s != "float32")
+      return r.error("dtype", fmt::format("dtype must be float16, bfloat16 or float32, got '{}'", s));
+    m.dtype = s;
+  }
+  if (r.has("quantizer")) {
+    MB_ASSIGN(m.quantizer, r.one_of("quantizer", {"gpu", "cpu"}));
+  }
+  if (r.has("min_delta_retention")) {
+    MB_ASSIGN(double x, r.fraction("min_delta_retention"));
+    m.min_delta_retention = x;
+  }
+  return {};
+}
+
+// Combinations that cannot mean what the user wants.
+Status check_combination(const TargetReader& r, const ModelSpec& m) {
+  const std::string& name = r.target();
+  if (m.fusion == Fusion::kInplace && m.adapters.empty())
+    return r.error(fmt::format("target '{}': fusion: inplace needs adapters", name));
+  if (m.fusion == Fusion::kInplace && r.has_own("bits"))
+    return r.error("bits", fmt::format("target '{}': fusion: inplace keeps the base's own bits and group "
+                                       "size; remove 'bits' or use fusion: dequantize",
+                                       name));
+  if (m.fusion == Fusion::kNone && !m.adapters.empty() && m.bits)
+    return r.error(r.has_own("bits") ? "bits" : "", fmt::format("target '{}': fusion: none applies the adapters at "
+                                                                "run time, so there is nothing to quantize; use "
+                                                                "fusion: dequantize",
+                                                                name));
+  return {};
+}
+
+// The artifact of a target with adapters fused in, and the step whose report
+// holds the delta retention (-1 when nothing is quantized).
+Result<std::pair<InputRef, int>> expand_fusion(const ModelSpec& m, TargetExpansion& x, const InputRef& base,
+                                               const std::vector<InputRef>& adapters) {
+  std::vector<InputRef> in = {base};
+  in.insert(in.end(), adapters.begin(), adapters.end());
+  FuseParams p;
+  p.inplace = m.fusion == Fusion::kInplace;
+  p.quantizer = m.quantizer;
+  if (!p.inplace) {
+    // With bits, one streaming pass fuses and quantizes and measures how
+    // much of the adapters' delta the bits keep: no float model is written
+    // to the cache and read back (declare a float target to get one).
+    p.dtype = m.dtype.value_or("auto");
+    p.bits = m.bits;
+    p.group_size = m.group_size;
+  }
+  const int fuse = x.add_step("fuse", p.to_json(), in, "fuse");
+  const bool quantizes = p.inplace || p.bits;
+  return std::make_pair(InputRef{"model", "", fuse}, quantizes ? fuse : -1);
+}
+
+}  // namespace
+
+const char* fusion_name(Fusion f) {
+  switch (f) {
+    case Fusion::kDequantize:
+      return "dequantize";
+    case Fusion::kInplace:
+      return "inplace";
+    case Fusion::kNone:
+      return "none";
+  }
+  return "?";
+}
+
+std::vector<std::string> ModelTargetKind::keys() const {
+  std::vector<std::string> keys = {"base", "adapters"};
+  keys.insert(keys.end(), kDefaultKeys.begin(), kDefaultKeys.end());
+  return keys;
+}
+
+std::vector<std::string> ModelTargetKind::default_keys() const { return kDefaultKeys; }
+
+Result<std::shared_ptr<const TargetSpec>> ModelTargetKind::parse(TargetReader& r) const {
+  auto m = std::make_shared<ModelSpec>();
+  MB_ASSIGN(m->base, r.reference("base"));
+  if (r.has_own("adapters")) {
+    MB_ASSIGN(m->adapters, r.reference_list("adapters"));
+  }
+  MB_TRY(parse_fusion(r, *m));
+  MB_TRY(parse_bits(r, *m));
+  MB_TRY(parse_dtype(r, *m));
+  MB_ASSIGN(m->gate, parse_gate(r));
+  MB_TRY(check_combination(r, *m));
+  return std::shared_ptr<const TargetSpec>(std::move(m));
+}
+
+Status ModelSpec::expand(TargetExpansion& x) const {
+  MB_ASSIGN(InputRef base_in, x.resolve(base, "base"));
+  std::vector<InputRef> adapter_in;
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    MB_ASSIGN(InputRef a, x.resolve(adapters[i], fmt::format("adapter.{}", i)));
+    adapter_in.push_back(std::move(a));
+  }
+  InputRef artifact = base_in;
+  artifact.role = "model";
+  int retention_step = -1;
+  if (!adapter_in.empty() && fusion == Fusion::kNone) {
+    x.plan().runtime_inputs = adapter_in;
+  } else if (!adapter_in.empty()) {
+    MB_ASSIGN(std::tie(artifact, retention_step), expand_fusion(*this, x, base_in, adapter_in));
+  } else if (bits || dtype) {
+    QuantizeParams p{bits, group_size, quantizer, dtype.value_or("auto")};
+    artifact = InputRef{"model", "", x.add_step("quantize", p.to_json(), {artifact}, "quantize")};
+  }
+  x.plan().artifact = artifact;
+  if (retention_step >= 0) {
+    x.plan().marks[kRetentionMark] = retention_step;
+    std::optional<double> min_retention = min_delta_retention;
+    if (gate && gate->min_delta_retention) min_retention = gate->min_delta_retention;
+    if (min_retention) MB_TRY(x.add_check(retention_step, kDeltaRetention, *min_retention));
+  }
+  if (gate) MB_TRY(expand_gate(x, *gate, artifact, x.plan().runtime_inputs));
+  return {};
+}
+
+Status ModelSpec::preflight(const FileSystem& fs, const SourcePathFn& source_path) const {
+  ModelPreflight p;
+  p.needs_engine = gate && gate->runner.value("type", "native") == "native";
+  return preflight_model(fs, source_path, base, p);
+}
+
+}  // namespace mb

@@ -1,0 +1,50 @@
+#pragma once
+// The model target kind (`base:`): a base model, adapters applied in order,
+// a fusion mode, bits, group size, dtype, quantizer and an optional gate
+// (docs/recipes.md). It expands into the model steps:
+//   adapters, fusion: none        the base as the artifact, the adapters as
+//                                 run-time inputs (applied by the gate's engine)
+//   adapters, fusion: inplace     fuse (re-quantizes with the base's own bits)
+//   adapters, fusion: dequantize  fuse in float, to bits in the same pass
+//   no adapters, bits or dtype    quantize
+//   no adapters, neither          the base itself
+// then a gate step on the artifact. Quantizing a fused delta adds a
+// "delta retention" check when min_delta_retention is set; the gate adds an
+// "accuracy" check.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graph/target_kind.h"
+#include "rules/gate.h"
+
+namespace mb {
+
+enum class Fusion { kDequantize, kInplace, kNone };
+const char* fusion_name(Fusion f);
+
+struct ModelSpec : TargetSpec {
+  std::string base;                   // source or target name
+  std::vector<std::string> adapters;  // source or target names, applied in order
+  Fusion fusion = Fusion::kDequantize;
+  std::optional<int> bits;  // nullopt = float
+  int group_size = 64;
+  std::optional<std::string> dtype;  // "float16", "bfloat16", "float32"
+  std::string quantizer = "gpu";     // "gpu" (mlx_lm.convert on a Mac) or "cpu"
+  std::optional<double> min_delta_retention;
+  std::optional<GateDecl> gate;
+
+  Status expand(TargetExpansion& x) const override;
+  Status preflight(const FileSystem& fs, const SourcePathFn& source_path) const override;
+};
+
+class ModelTargetKind : public TargetKind {
+ public:
+  std::string_view name() const override { return "model"; }
+  std::string_view marker_key() const override { return "base"; }
+  std::vector<std::string> keys() const override;
+  std::vector<std::string> default_keys() const override;
+  Result<std::shared_ptr<const TargetSpec>> parse(TargetReader& reader) const override;
+};
+
+}  // namespace mb
