@@ -33,13 +33,13 @@ std::vector<std::string> sources_read(const Plan& plan) {
 
 // A lock or staging directory the cache refused: say what to do when the
 // cache is read-only (a CI machine with a warmed cache mounted read-only).
-Error explain_refusal(const Cache& cache, const Step& step, Error e) {
+Error explain_refusal(const Cache& cache, Error e) {
   if (!cache.read_only()) return e;
   e.message = fmt::format(
       "the cache {} is read-only and holds no result for this step; build it where the cache is writable, or point "
       "--cache (or MODELBUILD_CACHE) at a writable directory ({})",
       cache.root().string(), e.message);
-  e.where = step.label;
+  e.where.clear();  // the step's label already says where
   return e;
 }
 
@@ -168,7 +168,7 @@ class Builder::Run {
     MB_TRY(m_preflight.ensure());
     // One process per key at a time; whoever waited reuses.
     auto lock = m_b.m_cache->lock_step(k.key);
-    if (!lock.ok()) return explain_refusal(*m_b.m_cache, step, lock.error());
+    if (!lock.ok()) return explain_refusal(*m_b.m_cache, lock.error());
     if (reuse) {
       MB_ASSIGN(bool hit, reuse_cached(i));
       if (hit) return succeeded(i, std::move(k.record));
@@ -203,7 +203,7 @@ class Builder::Run {
     StepRun run{rule, step, k.inputs, k.key, m_recipe.dir, resolve_threads(m_b.m_options.threads_per_step), nullptr};
     auto entry = execute_in_staging(*m_b.m_cache, m_b.m_fs, m_b.m_reporter, run);
     if (!entry.ok()) {
-      if (entry.error().code == Errc::kIo) return explain_refusal(*m_b.m_cache, step, entry.error());
+      if (entry.error().code == Errc::kIo) return explain_refusal(*m_b.m_cache, entry.error());
       return entry.error();
     }
     MB_ASSIGN(fs::path view, m_b.m_cache->view(*entry));

@@ -53,6 +53,54 @@ std::string short_value(const nlohmann::json& v) {
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 
+// Parameters, key by key (both are normalized objects).
+void explain_params(const nlohmann::json& old, const nlohmann::json& now, std::vector<std::string>& why) {
+  std::set<std::string> keys;
+  for (const auto& [k, v] : old.items()) keys.insert(k);
+  for (const auto& [k, v] : now.items()) keys.insert(k);
+  for (const auto& k : keys) {
+    nlohmann::json a = old.contains(k) ? old[k] : nlohmann::json();
+    nlohmann::json b = now.contains(k) ? now[k] : nlohmann::json();
+    if (a != b) why.push_back(fmt::format("parameter {} changed: {} → {}", k, short_value(a), short_value(b)));
+  }
+}
+
+// One input whose digest changed: which of its files did, when known.
+void explain_changed_input(const ExplainInput& o, const ExplainInput& in, std::vector<std::string>& why) {
+  std::vector<std::string> files;
+  for (const auto& [path, d] : in.files) {
+    auto f = o.files.find(path);
+    if (f == o.files.end())
+      files.push_back(fmt::format("{} added", path));
+    else if (f->second != d)
+      files.push_back(fmt::format("{} {} → {}", path, f->second.short_hex(), d.short_hex()));
+  }
+  for (const auto& [path, d] : o.files)
+    if (!in.files.count(path)) files.push_back(fmt::format("{} removed", path));
+  for (const auto& f : files) why.push_back(fmt::format("input {} ({}) changed: {}", in.role, in.origin, f));
+  if (files.empty())
+    why.push_back(
+        fmt::format("input {} ({}) changed: {} → {}", in.role, in.origin, o.digest.short_hex(), in.digest.short_hex()));
+}
+
+// Inputs, by role.
+void explain_inputs(const std::vector<ExplainInput>& old, const std::vector<ExplainInput>& now,
+                    std::vector<std::string>& why) {
+  std::map<std::string, const ExplainInput*> before;
+  for (const auto& in : old) before[in.role] = &in;
+  std::set<std::string> seen;
+  for (const auto& in : now) {
+    seen.insert(in.role);
+    auto b = before.find(in.role);
+    if (b == before.end())
+      why.push_back(fmt::format("new input {} ({})", in.role, in.origin));
+    else if (b->second->digest != in.digest)
+      explain_changed_input(*b->second, in, why);
+  }
+  for (const auto& in : old)
+    if (!seen.count(in.role)) why.push_back(fmt::format("input {} was removed", in.role));
+}
+
 }  // namespace
 
 ExplainLog::ExplainLog(FileSystem& fs, fs::path file, Reporter& reporter)
@@ -109,47 +157,8 @@ std::vector<std::string> ExplainLog::explain(const std::string& slot, const Expl
   if (old.kind != now.kind || old.algorithm_version != now.algorithm_version)
     why.push_back(fmt::format("the rule changed: {} v{} → {} v{}", old.kind, old.algorithm_version, now.kind,
                               now.algorithm_version));
-  // Parameters, key by key (both are normalized objects).
-  std::set<std::string> keys;
-  for (const auto& [k, v] : old.params.items()) keys.insert(k);
-  for (const auto& [k, v] : now.params.items()) keys.insert(k);
-  for (const auto& k : keys) {
-    nlohmann::json a = old.params.contains(k) ? old.params[k] : nlohmann::json();
-    nlohmann::json b = now.params.contains(k) ? now.params[k] : nlohmann::json();
-    if (a != b) why.push_back(fmt::format("parameter {} changed: {} → {}", k, short_value(a), short_value(b)));
-  }
-  // Inputs, by role.
-  std::map<std::string, const ExplainInput*> before;
-  for (const auto& in : old.inputs) before[in.role] = &in;
-  std::set<std::string> seen;
-  for (const auto& in : now.inputs) {
-    seen.insert(in.role);
-    auto b = before.find(in.role);
-    if (b == before.end()) {
-      why.push_back(fmt::format("new input {} ({})", in.role, in.origin));
-      continue;
-    }
-    const ExplainInput& o = *b->second;
-    if (o.digest == in.digest) continue;
-    std::vector<std::string> files;
-    for (const auto& [path, d] : in.files) {
-      auto f = o.files.find(path);
-      if (f == o.files.end())
-        files.push_back(fmt::format("{} added", path));
-      else if (f->second != d)
-        files.push_back(fmt::format("{} {} → {}", path, f->second.short_hex(), d.short_hex()));
-    }
-    for (const auto& [path, d] : o.files)
-      if (!in.files.count(path)) files.push_back(fmt::format("{} removed", path));
-    if (!files.empty()) {
-      for (const auto& f : files) why.push_back(fmt::format("input {} ({}) changed: {}", in.role, in.origin, f));
-    } else {
-      why.push_back(fmt::format("input {} ({}) changed: {} → {}", in.role, in.origin, o.digest.short_hex(),
-                                in.digest.short_hex()));
-    }
-  }
-  for (const auto& in : old.inputs)
-    if (!seen.count(in.role)) why.push_back(fmt::format("input {} was removed", in.role));
+  explain_params(old.params, now.params, why);
+  explain_inputs(old.inputs, now.inputs, why);
   if (why.empty()) why.push_back("its key changed");
   return why;
 }
