@@ -75,17 +75,9 @@ void chat_completions(gate::ChatServer& chat, const httplib::Request& req, httpl
   std::fprintf(stderr, "POST /v1/chat/completions %d%s\n", res.status, stream && res.status == 200 ? " (stream)" : "");
 }
 
-Result<int> run_serve(const ServeFlags& f) {
-  // SIGTERM/SIGINT are blocked in every thread and taken by one thread with
-  // sigwait(), which stops the server outside signal context. The mask is
-  // inherited, so it is set before the engine starts its worker threads.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not the end of the server
-  auto fs = make_real_file_system();
+// The engine, with the flags checked first; a model or adapter that cannot
+// be loaded is bad input (exit 2), before anything listens.
+Result<std::unique_ptr<inference::Engine>> load_engine(const ServeFlags& f) {
   if (f.max_tokens < 1) return make_error(Errc::kInvalidInput, "--max-tokens", "must be at least 1");
   if (f.threads < 0) return make_error(Errc::kInvalidInput, "--threads", "must not be negative");
   if (f.port < 0 || f.port > 65535) return make_error(Errc::kInvalidInput, "--port", "must be 0..65535");
@@ -98,19 +90,18 @@ Result<int> run_serve(const ServeFlags& f) {
     lo.adapters.push_back(fs::absolute(a));
   }
   lo.threads = f.threads;
+  auto fs = make_real_file_system();
   auto loaded = inference::Engine::load(*fs, model, lo);
   if (!loaded.ok()) {
     Error e = loaded.error();
-    if (e.code != Errc::kIo) e.code = Errc::kInvalidInput;  // a model we cannot load is bad input
+    if (e.code != Errc::kIo) e.code = Errc::kInvalidInput;
     return e;
   }
-  std::string id = f.model_name.empty() ? model.lexically_normal().filename().string() : f.model_name;
-  if (id.empty()) id = model.lexically_normal().parent_path().filename().string();
-  gate::ChatServer chat(std::move(*loaded), id, f.max_tokens);
+  return loaded;
+}
 
-  httplib::Server server;
+void add_routes(httplib::Server& server, gate::ChatServer& chat, const std::string& key) {
   server.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
-  const std::string key = f.api_key;
   // /health stays open (a liveness probe tells nothing about the model).
   server.set_pre_routing_handler([key](const httplib::Request& req, httplib::Response& res) {
     if (key.empty() || !req.path.starts_with("/v1/") ||
@@ -124,12 +115,27 @@ Result<int> run_serve(const ServeFlags& f) {
   server.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) { send(res, chat.models()); });
   server.Post("/v1/chat/completions",
               [&](const httplib::Request& req, httplib::Response& res) { chat_completions(chat, req, res); });
-  int port = f.port;
-  if (port == 0) {
-    port = server.bind_to_any_port(f.host);
-  } else if (!server.bind_to_port(f.host, port)) {
-    port = -1;
-  }
+}
+
+Result<int> run_serve(const ServeFlags& f) {
+  // SIGTERM/SIGINT are blocked in every thread and taken by one thread with
+  // sigwait(), which stops the server outside signal context. The mask is
+  // inherited, so it is set before the engine starts its worker threads.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not the end of the server
+  MB_ASSIGN(auto engine, load_engine(f));
+  const fs::path model = fs::absolute(f.model).lexically_normal();
+  std::string id = f.model_name.empty() ? model.filename().string() : f.model_name;
+  if (id.empty()) id = model.parent_path().filename().string();
+  gate::ChatServer chat(std::move(engine), id, f.max_tokens);
+
+  httplib::Server server;
+  add_routes(server, chat, f.api_key);
+  const int port = f.port == 0 ? server.bind_to_any_port(f.host) : server.bind_to_port(f.host, f.port) ? f.port : -1;
   if (port < 0) return make_error(Errc::kIo, fmt::format("{}:{}", f.host, f.port), "cannot listen on this address");
   std::atomic<bool> stopping{false};
   std::thread stopper([&] {
@@ -139,14 +145,14 @@ Result<int> run_serve(const ServeFlags& f) {
     chat.stop();  // ends queued and running generations, so the HTTP threads can finish
     server.stop();
   });
-  std::printf("listening on http://%s:%d\n", f.host.c_str(), port);
-  std::fflush(stdout);
-  std::fprintf(stderr, "serving model '%s' (%s)\n", id.c_str(), f.model.c_str());
-  if (key.empty() && !is_loopback(f.host))
+  if (f.api_key.empty() && !is_loopback(f.host))
     std::fprintf(stderr,
                  "warning: listening on %s without an API key: anyone who can reach this address can use the "
                  "model (set --api-key or MODELBUILD_API_KEY)\n",
                  f.host.c_str());
+  std::printf("listening on http://%s:%d\n", f.host.c_str(), port);
+  std::fflush(stdout);
+  std::fprintf(stderr, "serving model '%s' (%s)\n", id.c_str(), f.model.c_str());
   const bool listened = server.listen_after_bind();
   if (!stopping) ::kill(::getpid(), SIGTERM);  // listening ended on its own: release the stopper
   stopper.join();

@@ -14,6 +14,8 @@
 // (special tokens, ids without a token) are never allowed until the prefix
 // is complete, so the model cannot end before it.
 //
+// docs/formats/openai-sse.md ("Forced calls") gives the exact bytes.
+//
 // Immutable after construction; apply() may be called from any thread.
 #include <cstdint>
 #include <memory>

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include "base/test_paths.h"
@@ -58,8 +60,11 @@ class SteppedEngine final : public inference::Engine {
     o.on_text("Hello");
     const bool go_on = o.on_token(1);
     {
+      // The timeout only breaks the deadlock a buffering server would cause
+      // (it waits for the end before it sends anything); the test then fails
+      // on what it received, not on time.
       std::unique_lock<std::mutex> lock(mutex);
-      cv.wait(lock, [&] { return release; });
+      cv.wait_for(lock, std::chrono::seconds(20), [&] { return release; });
     }
     if (!go_on || !o.on_token(2)) {
       cancelled_seen = true;
@@ -101,10 +106,12 @@ TEST(ServerStream, TextGoesOutBeforeTheGenerationEnds) {
   ASSERT_FALSE(s.error);
   EXPECT_FALSE(s.call->wait_started());
   std::string first;
-  // The generation is still waiting for go(): this is the first token's text.
+  // The generation is still waiting for go(): this is the first token's text
+  // alone.
   EXPECT_TRUE(s.call->next_events(first));
   EXPECT_NE(first.find(R"("delta":{"role":"assistant","content":""})"), std::string::npos) << first;
   EXPECT_NE(first.find(R"("delta":{"content":"Hello"})"), std::string::npos) << first;
+  EXPECT_EQ(first.find("world"), std::string::npos) << first;
   e->go();
   std::string rest;
   while (s.call->next_events(rest)) {
@@ -273,6 +280,24 @@ TEST_F(TinyServer, AStreamReassemblesToTheWholeReply) {
     // More than the first, last and usage chunks: it really streamed.
     EXPECT_GT(std::count(raw.begin(), raw.end(), '\n'), 2 * 5);
   }
+}
+
+// docs/formats/openai-sse.md, worked example 1, byte for byte (but for the
+// id and the time, which differ per request).
+TEST_F(TinyServer, TheDocumentedStreamIsWhatIsSent) {
+  std::string sse;
+  streamed(R"({"messages":[{"role":"user","content":"What is dependency injection?"}],"max_tokens":4,"stream":true})",
+           &sse);
+  sse = std::regex_replace(sse, std::regex(R"("id":"chatcmpl-[0-9a-f]+","object")"), R"("id":"ID","object")");
+  sse = std::regex_replace(sse, std::regex(R"("created":[0-9]+)"), R"("created":T)");
+  std::string expected;
+  const char* head =
+      R"(data: {"id":"ID","object":"chat.completion.chunk","created":T,"model":"tiny","choices":[{"index":0,"delta":)";
+  for (const char* delta : {R"({"role":"assistant","content":""})", R"({"content":"D"})", R"({"content":"e"})",
+                            R"({"content":"pen"})", R"({"content":"denc"})"})
+    expected += std::string(head) + delta + R"(,"logprobs":null,"finish_reason":null}]})" + "\n\n";
+  expected += std::string(head) + R"({},"logprobs":null,"finish_reason":"length"}]})" + "\n\ndata: [DONE]\n\n";
+  EXPECT_EQ(sse, expected);
 }
 
 TEST_F(TinyServer, ToolChoiceNoneHidesTheToolsAndParsesNoCall) {

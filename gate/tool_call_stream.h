@@ -23,6 +23,8 @@
 // whitespace dropped (whitespace between two pieces of text is kept), as
 // parse_qwen_tool_calls trims it.
 //
+// The format, with worked examples: docs/formats/openai-sse.md.
+//
 // Not thread-safe: one per generation.
 #include <functional>
 #include <string>
