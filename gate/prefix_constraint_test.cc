@@ -9,21 +9,21 @@ namespace {
 
 // A toy vocabulary: single characters, a few words, an added-token-like
 // "<tool_call>", and an empty text (a special token).
-std::shared_ptr<const std::vector<std::string>> vocab() {
-  return std::make_shared<const std::vector<std::string>>(std::vector<std::string>{
+std::shared_ptr<const TokenTexts> vocab() {
+  return std::make_shared<const TokenTexts>(std::vector<std::string>{
       "",  "<",  "tool",   "_call",     ">",    "<tool_call>", "\n", "{\"", "name",  "\": \"", "f",
       "g", "go", "\", \"", "arguments", "\": ", "{",           "x",  " ",   "Hello", "\": {",  "o"});
 }
 
 int32_t id_of(const std::string& t) {
   auto v = vocab();
-  for (size_t i = 0; i < v->size(); ++i)
-    if ((*v)[i] == t) return static_cast<int32_t>(i);
+  for (size_t i = 0; i < v->text.size(); ++i)
+    if (v->text[i] == t) return static_cast<int32_t>(i);
   return -1;
 }
 
 std::vector<int32_t> allowed(const PrefixConstraint& c, const std::vector<int32_t>& generated) {
-  std::vector<float> logits(vocab()->size(), 0.0f);
+  std::vector<float> logits(vocab()->text.size(), 0.0f);
   c.apply(generated, logits);
   std::vector<int32_t> ids;
   for (size_t i = 0; i < logits.size(); ++i)
@@ -45,7 +45,7 @@ TEST(PrefixConstraint, AllowsEveryTokenizationOfThePrefixAndNothingElse) {
   EXPECT_EQ(allowed(c, g), (std::vector<int32_t>{id_of("\": \""), id_of("\": "), id_of("\": {")}));
   // Complete: everything goes, the empty (special) token included.
   g.push_back(id_of("\": "));
-  EXPECT_EQ(allowed(c, g).size(), vocab()->size());
+  EXPECT_EQ(allowed(c, g).size(), vocab()->text.size());
 }
 
 TEST(PrefixConstraint, SeveralPrefixesLeaveTheChoiceToTheModel) {
@@ -58,7 +58,7 @@ TEST(PrefixConstraint, SeveralPrefixesLeaveTheChoiceToTheModel) {
 }
 
 TEST(PrefixConstraint, NoFittingTokenLeavesTheLogitsAlone) {
-  auto tiny = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"a", "b"});
+  auto tiny = std::make_shared<const TokenTexts>(std::vector<std::string>{"a", "b"});
   PrefixConstraint c(tiny, {"zz"});
   std::vector<float> logits = {1.0f, 2.0f};
   c.apply({}, logits);

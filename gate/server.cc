@@ -126,11 +126,11 @@ bool ChatCall::next_events(std::string& out) {
 
 ChatServer::ChatServer(std::unique_ptr<inference::Engine> engine, std::string model_id, int default_max_tokens)
     : m_engine(std::move(engine)), m_model(std::move(model_id)), m_default_max_tokens(default_max_tokens) {
-  auto texts = std::make_shared<std::vector<std::string>>();
+  std::vector<std::string> texts;
   const int vocab = m_engine->summary().vocab;
-  texts->reserve(static_cast<size_t>(vocab));
-  for (int32_t id = 0; id < vocab; ++id) texts->push_back(m_engine->detokenize(std::span(&id, 1)));
-  m_token_texts = std::move(texts);
+  texts.reserve(static_cast<size_t>(vocab));
+  for (int32_t id = 0; id < vocab; ++id) texts.push_back(m_engine->detokenize(std::span(&id, 1)));
+  m_token_texts = std::make_shared<const TokenTexts>(std::move(texts));
 }
 
 ChatServer::~ChatServer() { stop(); }

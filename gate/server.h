@@ -25,6 +25,7 @@
 
 #include "gate/chat_reply.h"
 #include "gate/chat_request.h"
+#include "gate/prefix_constraint.h"
 #include "gate/work_queue.h"
 #include "inference/engine.h"
 
@@ -123,7 +124,7 @@ class ChatServer {
   std::string m_model;
   int m_default_max_tokens;
   // Each token's text on its own, for tool_choice's constrained prefix.
-  std::shared_ptr<const std::vector<std::string>> m_token_texts;
+  std::shared_ptr<const TokenTexts> m_token_texts;
   std::atomic<bool> m_stopping{false};
   WorkQueue m_queue;  // last member: destroyed (joined) first
 };
