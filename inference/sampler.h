@@ -22,7 +22,7 @@ namespace mb::inference {
 
 struct SamplingOptions {
   double temperature = 0;        // 0 = greedy; REQUIRES: >= 0
-  double top_p = 1;              // REQUIRES: in (0, 1]
+  double top_p = 1;              // REQUIRES: in [0, 1]; 0 keeps only the most likely token
   std::optional<uint64_t> seed;  // absent: a fresh seed from std::random_device
 };
 
