@@ -2,167 +2,212 @@
 
 #include <fmt/format.h>
 
-#include <atomic>
-#include <chrono>
-
-#include "gate/classify.h"
+#include "base/parallel.h"
+#include "gate/prefix_constraint.h"
 
 namespace mb::gate {
 namespace {
 
 using ojson = nlohmann::ordered_json;
 
-bool fail(HttpReply* error, const std::string& message) {
-  *error = error_reply(400, message);
-  return false;
+// How an engine error reaches the client. The engine's only errors on a
+// valid request are about the prompt itself (too long for the context, a
+// template it cannot render): the client's.
+HttpReply engine_error_reply(const Error& e) {
+  if (e.code == Errc::kCancelled) return error_reply(503, "the server is stopping", "server_error");
+  if (e.code == Errc::kInvalidInput) return error_reply(400, e.to_string());
+  return error_reply(500, e.to_string(), "server_error");
 }
 
-// One message; `where` is "messages[i]" for the error text.
-bool parse_message(const ojson& m, const std::string& where, inference::ChatMessage* out, HttpReply* error) {
-  if (!m.is_object()) return fail(error, where + " must be an object");
-  if (!m.contains("role") || !m["role"].is_string()) return fail(error, where + ".role must be a string");
-  out->role = m["role"].get<std::string>();
-  if (out->role != "system" && out->role != "user" && out->role != "assistant" && out->role != "tool")
-    return fail(error, fmt::format("{}.role '{}' is not one of system, user, assistant, tool", where, out->role));
-  if (m.contains("content") && !m["content"].is_null()) {
-    if (m["content"].is_string()) {
-      out->content = m["content"].get<std::string>();
-    } else if (m["content"].is_array()) {
-      // The parts form: [{"type": "text", "text": ...}, ...]; only text parts.
-      for (const auto& part : m["content"]) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-            !part["text"].is_string())
-          return fail(error, where + ".content parts must be {\"type\": \"text\", \"text\": string}");
-        out->content += part["text"].get<std::string>();
-      }
-    } else {
-      return fail(error, where + ".content must be a string, a list of text parts or null");
-    }
-  }
-  if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
-    if (out->role != "assistant") return fail(error, where + ".tool_calls is only allowed on assistant messages");
-    if (!m["tool_calls"].is_array()) return fail(error, where + ".tool_calls must be a list");
-    for (size_t i = 0; i < m["tool_calls"].size(); ++i) {
-      const auto& c = m["tool_calls"][i];
-      const std::string cw = fmt::format("{}.tool_calls[{}]", where, i);
-      if (!c.is_object() || !c.contains("function") || !c["function"].is_object() || !c["function"].contains("name") ||
-          !c["function"]["name"].is_string())
-        return fail(error, cw + " must be {\"function\": {\"name\": string, \"arguments\": ...}}");
-    }
-    out->tool_calls = m["tool_calls"];
-  }
-  return true;
+std::vector<std::string> forced_prefixes(const ChatRequest& r) {
+  std::vector<std::string> out;
+  if (r.tool_choice == ToolChoice::kFunction) out.push_back(tool_call_prefix(r.forced_tool));
+  if (r.tool_choice == ToolChoice::kRequired)
+    for (const std::string& name : r.tool_names) out.push_back(tool_call_prefix(name));
+  return out;
 }
 
 }  // namespace
 
-HttpReply error_reply(int status, const std::string& message, const std::string& type) {
-  return {status, ojson{{"error", {{"message", message}, {"type", type}}}}};
+HttpReply error_reply(int status, const std::string& message, const std::string& type, const ojson& param,
+                      const ojson& code) {
+  return {status, ojson{{"error", {{"message", message}, {"type", type}, {"param", param}, {"code", code}}}}};
 }
 
-bool parse_chat_request(const std::string& body, int default_max_tokens, ChatRequest* out, HttpReply* error) {
-  ojson j = ojson::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return fail(error, "the request body is not valid JSON");
-  if (!j.is_object()) return fail(error, "the request body must be a JSON object");
-  if (!j.contains("messages")) return fail(error, "'messages' is required");
-  if (!j["messages"].is_array() || j["messages"].empty()) return fail(error, "'messages' must be a non-empty list");
-  out->messages.clear();
-  for (size_t i = 0; i < j["messages"].size(); ++i) {
-    inference::ChatMessage m;
-    if (!parse_message(j["messages"][i], fmt::format("messages[{}]", i), &m, error)) return false;
-    out->messages.push_back(std::move(m));
-  }
-  out->tools = nullptr;
-  if (j.contains("tools") && !j["tools"].is_null()) {
-    if (!j["tools"].is_array()) return fail(error, "'tools' must be a list");
-    for (size_t i = 0; i < j["tools"].size(); ++i) {
-      if (!j["tools"][i].is_object()) return fail(error, fmt::format("tools[{}] must be an object", i));
-    }
-    if (!j["tools"].empty()) out->tools = j["tools"];
-  }
-  out->max_tokens = default_max_tokens;
-  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
-    if (!j.contains(key) || j[key].is_null()) continue;
-    if (!j[key].is_number_integer() || j[key].get<int64_t>() < 1)
-      return fail(error, fmt::format("'{}' must be a positive integer", key));
-    out->max_tokens = static_cast<int>(std::min<int64_t>(j[key].get<int64_t>(), 1 << 20));
-  }
-  if (j.contains("temperature") && !j["temperature"].is_null()) {
-    if (!j["temperature"].is_number()) return fail(error, "'temperature' must be a number");
-    if (j["temperature"].get<double>() != 0.0)
-      return fail(error, "only 'temperature': 0 is supported (the engine decodes greedily)");
-  }
-  if (j.contains("stream") && !j["stream"].is_null()) {
-    if (!j["stream"].is_boolean()) return fail(error, "'stream' must be a boolean");
-    if (j["stream"].get<bool>()) return fail(error, "streaming is not supported");
-  }
-  out->stop.clear();
-  if (j.contains("stop") && !j["stop"].is_null()) {
-    if (j["stop"].is_string()) {
-      out->stop.push_back(j["stop"].get<std::string>());
-    } else if (j["stop"].is_array()) {
-      for (const auto& s : j["stop"]) {
-        if (!s.is_string()) return fail(error, "'stop' must be a string or a list of strings");
-        out->stop.push_back(s.get<std::string>());
-      }
-    } else {
-      return fail(error, "'stop' must be a string or a list of strings");
-    }
-  }
-  return true;
+HttpReply request_error_reply(const Error& e) {
+  return error_reply(400, e.message, "invalid_request_error", e.where.empty() ? ojson(nullptr) : ojson(e.where),
+                     e.code == Errc::kUnsupported ? ojson("unsupported_parameter") : ojson(nullptr));
 }
 
-ojson completion_body(const inference::Generation& g, const std::string& model) {
-  static std::atomic<uint64_t> counter{0};
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(now).count();
-
-  ojson message = {{"role", "assistant"}, {"content", g.text}};
-  std::string finish = g.stop_reason == "max_tokens" ? "length" : "stop";
-  QwenToolCalls parsed = parse_qwen_tool_calls(g.text);
-  if (!parsed.calls.empty()) {
-    ojson calls = ojson::array();
-    for (size_t i = 0; i < parsed.calls.size(); ++i) {
-      calls.push_back(
-          {{"id", fmt::format("call_{}_{}", created, i)},
-           {"type", "function"},
-           {"function", {{"name", parsed.calls[i].name}, {"arguments", parsed.calls[i].arguments.dump()}}}});
-    }
-    message["content"] = parsed.content.empty() ? ojson(nullptr) : ojson(parsed.content);
-    message["tool_calls"] = std::move(calls);
-    finish = "tool_calls";
-  }
-  return {{"id", fmt::format("chatcmpl-{}-{}", created, counter++)},
-          {"object", "chat.completion"},
-          {"created", created},
-          {"model", model},
-          {"choices", ojson::array({{{"index", 0}, {"message", message}, {"finish_reason", finish}}})},
-          {"usage",
-           {{"prompt_tokens", g.prompt_tokens},
-            {"completion_tokens", g.completion_tokens},
-            {"total_tokens", g.prompt_tokens + g.completion_tokens}}}};
+HttpReply unauthorized_reply() {
+  return error_reply(401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'",
+                     "invalid_request_error", nullptr, "invalid_api_key");
 }
+
+bool bearer_matches(std::string_view authorization, std::string_view key) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (key.empty() || !authorization.starts_with(kScheme)) return false;
+  std::string_view given = authorization.substr(kScheme.size());
+  // Every byte of the key is compared whatever the given value is, so the
+  // time taken tells nothing about how much of it was right.
+  unsigned diff = given.size() == key.size() ? 0 : 1;
+  for (size_t i = 0; i < key.size(); ++i)
+    diff |= static_cast<unsigned char>(key[i]) ^ static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+  return diff == 0;
+}
+
+// ---- ChatCall ---------------------------------------------------------------
+
+ChatCall::ChatCall(ChatRequest request, CompletionInfo info)
+    : m_request(std::move(request)), m_info(std::move(info)), m_builder(std::make_unique<ReplyBuilder>(m_info)) {}
+
+void ChatCall::push(const ReplyEvent& e) {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_events.push_back(e);
+    m_started = true;
+  }
+  m_cv.notify_all();
+}
+
+void ChatCall::mark_started() {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (m_started) return;
+    m_started = true;
+  }
+  m_cv.notify_all();
+}
+
+void ChatCall::close(Result<Outcome> end) {
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_end = std::move(end);
+  }
+  m_cv.notify_all();
+}
+
+std::optional<HttpReply> ChatCall::wait_started() {
+  std::unique_lock<std::mutex> lock(m_mutex);
+  m_cv.wait(lock, [&] { return m_started || m_end.has_value(); });
+  if (!m_started && !m_end->ok()) return engine_error_reply(m_end->error());
+  return std::nullopt;
+}
+
+HttpReply ChatCall::wait_reply() {
+  std::unique_lock<std::mutex> lock(m_mutex);
+  m_cv.wait(lock, [&] { return m_end.has_value(); });
+  if (!m_end->ok()) return engine_error_reply(m_end->error());
+  for (const ReplyEvent& e : m_events) m_builder->add(e);
+  m_events.clear();
+  return {200, m_builder->body((*m_end)->finish_reason, (*m_end)->usage)};
+}
+
+bool ChatCall::next_events(std::string& out) {
+  const ChunkEncoder encoder(m_info, m_request.include_usage);
+  std::unique_lock<std::mutex> lock(m_mutex);
+  m_cv.wait(lock, [&] { return !m_events.empty() || m_end.has_value(); });
+  if (!m_stream_begun) {
+    out += encoder.begin();
+    m_stream_begun = true;
+  }
+  for (const ReplyEvent& e : m_events) out += encoder.event(e);
+  m_events.clear();
+  if (!m_end) return true;
+  if (m_end->ok())
+    out += encoder.end((*m_end)->finish_reason, (*m_end)->usage);
+  else
+    out += sse_error(m_end->error().to_string(),
+                     m_end->error().code == Errc::kInvalidInput ? "invalid_request_error" : "server_error");
+  return false;
+}
+
+// ---- ChatServer -------------------------------------------------------------
+
+ChatServer::ChatServer(std::unique_ptr<inference::Engine> engine, std::string model_id, int default_max_tokens)
+    : m_engine(std::move(engine)), m_model(std::move(model_id)), m_default_max_tokens(default_max_tokens) {
+  std::vector<std::string> texts;
+  const int vocab = m_engine->summary().vocab;
+  texts.reserve(static_cast<size_t>(vocab));
+  for (int32_t id = 0; id < vocab; ++id) texts.push_back(m_engine->detokenize(std::span(&id, 1)));
+  m_token_texts = std::make_shared<const TokenTexts>(std::move(texts));
+}
+
+ChatServer::~ChatServer() { stop(); }
+
+void ChatServer::stop() { m_stopping = true; }
 
 HttpReply ChatServer::health() const { return {200, ojson{{"status", "ok"}}}; }
 
 HttpReply ChatServer::models() const {
-  return {200, ojson{{"object", "list"},
-                     {"data", ojson::array({{{"id", m_model}, {"object", "model"}, {"owned_by", "modelbuild"}}})}}};
+  return {200,
+          ojson{{"object", "list"},
+                {"data",
+                 ojson::array({{{"id", m_model}, {"object", "model"}, {"created", 0}, {"owned_by", "modelbuild"}}})}}};
 }
 
-HttpReply ChatServer::chat_completions(const std::string& body) {
-  ChatRequest req;
-  HttpReply error;
-  if (!parse_chat_request(body, m_default_max_tokens, &req, &error)) return error;
+ChatServer::Started ChatServer::start(std::string_view body) {
+  if (m_stopping) return {error_reply(503, "the server is stopping", "server_error"), nullptr};
+  auto request = parse_chat_request(body, m_default_max_tokens);
+  if (!request.ok()) return {request_error_reply(request.error()), nullptr};
+  auto call = std::make_shared<ChatCall>(std::move(*request), new_completion(m_model));
+  m_queue.post([this, call] {
+    Status s = catch_all("serve", [&] {
+      generate(*call);
+      return Status();
+    });
+    if (!s.ok()) call->close(s.error());
+  });
+  return {std::nullopt, call};
+}
+
+HttpReply ChatServer::chat_completions(std::string_view body) {
+  Started s = start(body);
+  if (s.error) return *s.error;
+  return s.call->wait_reply();
+}
+
+void ChatServer::generate(ChatCall& call) {
+  const ChatRequest& r = call.m_request;
+  if (m_stopping || call.cancelled()) {
+    call.close(Error{Errc::kCancelled, "", "cancelled before it started"});
+    return;
+  }
+  ToolCallStreamOptions parse;
+  parse.parse_calls = r.tool_choice != ToolChoice::kNone;
+  parse.max_calls = r.parallel_tool_calls ? -1 : 1;
+  ToolCallStream stream(parse, [&](const ReplyEvent& e) { call.push(e); });
+
   inference::GenerateOptions go;
-  go.max_tokens = req.max_tokens;
-  go.stop_strings = req.stop;
-  std::lock_guard<std::mutex> lock(m_mutex);
-  auto g = m_engine->generate(req.messages, req.tools, go);
-  // The engine's only errors on a valid request are about the prompt itself
-  // (too long for the context, a template it cannot render): the client's.
-  if (!g.ok()) return error_reply(400, g.error().to_string());
-  return {200, completion_body(*g, m_model)};
+  go.max_tokens = r.max_tokens;
+  go.stop_strings = r.stop;
+  go.sampling = r.sampling;
+  go.on_text = [&](std::string_view text) { stream.feed(text); };
+  go.on_token = [&](int32_t) {
+    call.mark_started();
+    return !m_stopping && !call.cancelled() && !stream.done();
+  };
+  std::optional<PrefixConstraint> constraint;
+  if (auto prefixes = forced_prefixes(r); !prefixes.empty()) {
+    constraint.emplace(m_token_texts, std::move(prefixes));
+    go.logits_filter = [&](std::span<const int32_t> generated, std::span<float> logits) {
+      constraint->apply(generated, logits);
+    };
+  }
+  // tool_choice "none": the model is not told about the tools at all.
+  const ojson& tools = r.tool_choice == ToolChoice::kNone ? ojson() : r.tools;
+  auto g = m_engine->generate(r.messages, tools, go);
+  if (!g.ok()) {
+    call.close(g.error());
+    return;
+  }
+  stream.finish();
+  if (g->stop_reason == "cancelled" && !stream.done()) {
+    call.close(Error{Errc::kCancelled, "", "cancelled"});
+    return;
+  }
+  call.close(ChatCall::Outcome{finish_reason(g->stop_reason, stream.calls(), stream.call_open()),
+                               {g->prompt_tokens, g->completion_tokens}});
 }
 
 }  // namespace mb::gate

@@ -18,6 +18,7 @@
 
 #include "base/fs.h"
 #include "base/result.h"
+#include "inference/sampler.h"
 
 namespace mb::inference {
 
@@ -43,6 +44,15 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;
   // Called with each newly decoded piece of text (complete UTF-8 only).
   std::function<void(std::string_view)> on_text;
+  // Greedy by default; see sampler.h.
+  SamplingOptions sampling;
+  // Called before each token is chosen with the tokens generated so far; it
+  // may set logits to -inf to forbid tokens (constrained decoding). It must
+  // leave at least one finite logit.
+  std::function<void(std::span<const int32_t> generated, std::span<float> logits)> logits_filter;
+  // Called after each generated token (and its text) is out; returning false
+  // ends the generation with stop_reason "cancelled".
+  std::function<bool(int32_t token)> on_token;
 };
 
 struct Generation {
@@ -50,7 +60,7 @@ struct Generation {
   std::vector<int32_t> tokens;
   int prompt_tokens = 0;
   int completion_tokens = 0;
-  std::string stop_reason;  // "eos", "stop_string", "max_tokens"
+  std::string stop_reason;  // "eos", "stop_string", "max_tokens", "cancelled"
   double prefill_seconds = 0;
   double time_to_first_token_seconds = 0;
   double decode_seconds = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "inference/sampler.h"
 #include "inference/text_stream.h"
 
 namespace mb::inference {
@@ -51,10 +52,12 @@ Result<Generation> Generator::generate(std::span<const int32_t> prompt, const Ge
   g.prefill_seconds = seconds(t_start, t_prefilled);
 
   TextStream stream(options.stop_strings, options.on_text);
+  Sampler sampler(options.sampling);
   g.stop_reason = "max_tokens";
   Clock::time_point t_first = t_prefilled;
   for (int i = 0; i < options.max_tokens; ++i) {
-    const int32_t next = argmax(logits);
+    if (options.logits_filter) options.logits_filter(g.tokens, logits);
+    const int32_t next = sampler.sample(logits);
     if (i == 0) {
       t_first = Clock::now();
       g.time_to_first_token_seconds = seconds(t_start, t_first);
@@ -66,6 +69,10 @@ Result<Generation> Generator::generate(std::span<const int32_t> prompt, const Ge
     g.tokens.push_back(next);
     if (stream.update(m_detokenize(g.tokens))) {
       g.stop_reason = "stop_string";
+      break;
+    }
+    if (options.on_token && !options.on_token(next)) {
+      g.stop_reason = "cancelled";
       break;
     }
     if (static_cast<int>(g.tokens.size()) == options.max_tokens || m_forward.position() >= context) break;

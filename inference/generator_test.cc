@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "inference/golden_test_support.h"
@@ -149,6 +150,67 @@ TEST_F(GeneratorTest, BadTokenIdsAreErrors) {
   EXPECT_NE(g.error().message.find("outside the vocabulary"), std::string::npos);
   // The session is still usable.
   EXPECT_TRUE(gen.logits(m_prompt, false).ok());
+}
+
+TEST_F(GeneratorTest, LogitsFilterForcesTokensAndOnTokenCancels) {
+  Forward fw(*m_model, m_pool);
+  Generator gen(fw, {}, letters);
+  GenerateOptions o;
+  o.max_tokens = 6;
+  auto free_run = gen.generate(m_prompt, o);
+  ASSERT_TRUE(free_run.ok());
+  // Force the first two tokens to ids the free run did not start with; the
+  // filter sees the tokens chosen so far.
+  const std::vector<int32_t> forced = {(free_run->tokens[0] + 1) % 200, (free_run->tokens[1] + 7) % 200};
+  std::vector<size_t> seen;
+  o.logits_filter = [&](std::span<const int32_t> generated, std::span<float> logits) {
+    seen.push_back(generated.size());
+    if (generated.size() >= forced.size()) return;
+    for (size_t i = 0; i < logits.size(); ++i)
+      if (static_cast<int32_t>(i) != forced[generated.size()]) logits[i] = -std::numeric_limits<float>::infinity();
+  };
+  auto g = gen.generate(m_prompt, o);
+  ASSERT_TRUE(g.ok());
+  ASSERT_EQ(g->tokens.size(), 6u);
+  EXPECT_EQ(g->tokens[0], forced[0]);
+  EXPECT_EQ(g->tokens[1], forced[1]);
+  EXPECT_EQ(seen, (std::vector<size_t>{0, 1, 2, 3, 4, 5}));
+  // The rest is the greedy chain after the forced prefix.
+  std::vector<int32_t> seq = m_prompt;
+  seq.insert(seq.end(), g->tokens.begin(), g->tokens.begin() + 2);
+  auto lg = gen.logits(seq, false);
+  ASSERT_TRUE(lg.ok());
+  EXPECT_EQ(g->tokens[2], argmax(*lg));
+
+  GenerateOptions c;
+  c.max_tokens = 6;
+  int calls = 0;
+  c.on_token = [&](int32_t) { return ++calls < 3; };
+  auto cancelled = gen.generate(m_prompt, c);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->stop_reason, "cancelled");
+  EXPECT_EQ(cancelled->tokens, std::vector<int32_t>(free_run->tokens.begin(), free_run->tokens.begin() + 3));
+}
+
+TEST_F(GeneratorTest, SampledGenerationIsDeterministicUnderASeed) {
+  Forward fw(*m_model, m_pool);
+  Generator gen(fw, {}, letters);
+  GenerateOptions o;
+  o.max_tokens = 12;
+  o.sampling.temperature = 1.5;
+  o.sampling.seed = 11;
+  auto a = gen.generate(m_prompt, o);
+  auto b = gen.generate(m_prompt, o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->tokens, b->tokens);
+  bool differs = false;
+  for (uint64_t seed = 12; seed < 20 && !differs; ++seed) {
+    o.sampling.seed = seed;
+    auto c = gen.generate(m_prompt, o);
+    ASSERT_TRUE(c.ok());
+    differs = c->tokens != a->tokens;
+  }
+  EXPECT_TRUE(differs) << "eight other seeds all gave the same tokens";
 }
 
 }  // namespace

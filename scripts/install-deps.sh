@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages modelbuild builds with; with --test, also
 # what the test suite needs: node, MLX's Node bindings (tests/mlx), which
-# load modelbuild's outputs in real MLX, and llama.cpp's prebuilt CPU library
-# (tests/llama, from npm node-llama-cpp), which loads its GGUF files.
+# load modelbuild's outputs in real MLX, llama.cpp's prebuilt CPU library
+# (tests/llama, from npm node-llama-cpp), which loads its GGUF files, and the
+# official OpenAI client (tests/openai), which drives `modelbuild serve`.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,5 +60,11 @@ if [ "$with_tests" -eq 1 ]; then
   if [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]; then
     echo "installing tests/llama (npm ci)"
     (cd tests/llama && npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+  # The official OpenAI client (pure JavaScript), which drives `modelbuild serve`.
+  lock=tests/openai/package-lock.json installed=tests/openai/node_modules/.package-lock.json
+  if [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]; then
+    echo "installing tests/openai (npm ci)"
+    (cd tests/openai && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
 fi

@@ -1,13 +1,10 @@
 // `modelbuild serve` end to end: the gate's openai runner starts the real
 // binary from its own `server:` config and runs the example's suite through
-// it (the request, tools and tool_calls parsing paths are the real ones),
-// and bad requests to a running server get 400s.
+// it (the request, tools and tool_calls parsing paths are the real ones);
+// bad requests to a running server get 400s; the event stream on the wire;
+// the API key; the warning for an open bind. tests/openai_client_test.cc
+// drives it with the official OpenAI client.
 #include <httplib.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -15,67 +12,10 @@
 #include "base/reporter.h"
 #include "gate/gate.h"
 #include "gate/suite.h"
-#include "tests/e2e_support.h"
+#include "tests/serve_support.h"
 
 namespace mb::e2e {
 namespace {
-
-// A port nobody listens on right now (the kernel's pick, released at once).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
-
-fs::path tiny() { return source_dir() / "examples" / "tiny"; }
-
-// `modelbuild serve` started by the test; killed on destruction, so a failed
-// assertion never leaks the process.
-class Serve {
- public:
-  explicit Serve(int port) {
-    std::vector<std::string> argv = {binary().string(), "serve",
-                                     "--model",         (tiny() / "models" / "base-4bit").string(),
-                                     "--adapter",       (tiny() / "adapters" / "tools-lora").string(),
-                                     "--threads",       "1",
-                                     "--port",          std::to_string(port)};
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    m_pid = ::fork();
-    if (m_pid == 0) {
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-  }
-  ~Serve() {
-    if (m_pid <= 0) return;
-    ::kill(m_pid, SIGKILL);
-    ::waitpid(m_pid, nullptr, 0);
-  }
-  pid_t pid() const { return m_pid; }
-
- private:
-  pid_t m_pid = -1;
-};
-
-bool wait_healthy(httplib::Client& client) {
-  for (int i = 0; i < 150; ++i) {
-    auto res = client.Get("/health");
-    if (res && res->status == 200) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return false;
-}
 
 TEST(ServeCli, OpenAIRunnerThroughServeMatchesNativeRunnerCaseByCase) {
   auto fs = make_real_file_system();
@@ -129,33 +69,30 @@ TEST(ServeCli, OpenAIRunnerThroughServeMatchesNativeRunnerCaseByCase) {
 }
 
 TEST(ServeCli, BadRequestsGet400WithOpenAIStyleErrors) {
-  const int port = free_port();
-  ASSERT_GT(port, 0);
-  Serve serve(port);
-  ASSERT_GT(serve.pid(), 0);
-  httplib::Client client("127.0.0.1", port);
-  client.set_connection_timeout(std::chrono::milliseconds(300));
-  ASSERT_TRUE(wait_healthy(client));
+  Serve serve;
+  ASSERT_GT(serve.port(), 0);
+  httplib::Client client("127.0.0.1", serve.port());
 
   auto models = client.Get("/v1/models");
   ASSERT_TRUE(models);
   EXPECT_EQ(nlohmann::json::parse(models->body)["data"][0]["id"], "base-4bit");
 
-  auto message_of = [&](const std::string& body) {
+  auto error_of = [&](const std::string& body) {
     auto res = client.Post("/v1/chat/completions", body, "application/json");
     EXPECT_TRUE(res);
-    if (!res) return std::string();
+    if (!res) return nlohmann::json();
     EXPECT_EQ(res->status, 400) << res->body;
     auto j = nlohmann::json::parse(res->body, nullptr, false);
     EXPECT_EQ(j["error"]["type"], "invalid_request_error") << res->body;
-    return j["error"]["message"].get<std::string>();
+    return j["error"];
   };
-  EXPECT_EQ(message_of("{oops"), "the request body is not valid JSON");
-  EXPECT_EQ(message_of(R"({"model": "x"})"), "'messages' is required");
-  EXPECT_EQ(message_of(R"({"messages": [{"role": "user", "content": "hi"}], "stream": true})"),
-            "streaming is not supported");
-  EXPECT_EQ(message_of(R"({"messages": [{"role": "user", "content": "hi"}], "temperature": 1})"),
-            "only 'temperature': 0 is supported (the engine decodes greedily)");
+  EXPECT_EQ(error_of("{oops")["message"], "the request body is not valid JSON");
+  EXPECT_EQ(error_of(R"({"model": "x"})")["message"], "'messages' is required");
+  auto n = error_of(R"({"messages": [{"role": "user", "content": "hi"}], "n": 2})");
+  EXPECT_EQ(n["param"], "n");
+  EXPECT_EQ(n["code"], "unsupported_parameter");
+  EXPECT_EQ(error_of(R"({"messages": [{"role": "user", "content": "hi"}], "top_k": 2})")["message"],
+            "unrecognized request field 'top_k'");
 
   // Still serving after the errors.
   auto ok = client.Post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})",
@@ -163,6 +100,92 @@ TEST(ServeCli, BadRequestsGet400WithOpenAIStyleErrors) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
   EXPECT_EQ(nlohmann::json::parse(ok->body)["usage"]["completion_tokens"], 2);
+}
+
+// The wire format itself, below any client library.
+TEST(ServeCli, StreamsServerSentEventsAndSurvivesAClientThatHangsUp) {
+  Serve serve;
+  ASSERT_GT(serve.port(), 0);
+  httplib::Client client("127.0.0.1", serve.port());
+  const std::string body = R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "stream": true,
+                               "stream_options": {"include_usage": true}})";
+  auto res = client.Post("/v1/chat/completions", body, "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  EXPECT_EQ(res->get_header_value("Transfer-Encoding"), "chunked");
+  EXPECT_TRUE(res->body.starts_with("data: {")) << res->body;
+  EXPECT_TRUE(res->body.ends_with("\n\ndata: [DONE]\n\n")) << res->body;
+  EXPECT_NE(res->body.find(R"("choices":[],"usage":{"prompt_tokens":)"), std::string::npos) << res->body;
+
+  // A client that reads the first event and hangs up: the server stops that
+  // generation (or finishes it) and goes on serving.
+  httplib::Client quitter("127.0.0.1", serve.port());
+  int pieces = 0;
+  httplib::Headers headers;
+  const std::string long_one =
+      R"({"messages": [{"role": "user", "content": "Find all classes that inherit from Protocol"}],
+          "max_tokens": 400, "stream": true})";
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/chat/completions";
+  req.body = long_one;
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++pieces < 2; };
+  auto cut = quitter.send(req);
+  EXPECT_FALSE(cut);  // the receiver cancelled it
+  EXPECT_GE(pieces, 1);
+  auto after = client.Post("/v1/chat/completions",
+                           R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})", "application/json");
+  ASSERT_TRUE(after) << serve.stderr_text();
+  EXPECT_EQ(after->status, 200);
+}
+
+TEST(ServeCli, TheApiKeyFromTheEnvironmentGuardsV1ButNotHealth) {
+  Serve serve({}, {{"MODELBUILD_API_KEY", "env-key"}});
+  ASSERT_GT(serve.port(), 0);
+  httplib::Client client("127.0.0.1", serve.port());
+  auto none = client.Get("/v1/models");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  auto j = nlohmann::json::parse(none->body);
+  EXPECT_EQ(j["error"]["code"], "invalid_api_key");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  auto post =
+      client.Post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}]})", "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 401);
+  auto wrong = client.Get("/v1/models", {{"Authorization", "Bearer env-kez"}});
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  auto right = client.Get("/v1/models", {{"Authorization", "Bearer env-key"}});
+  ASSERT_TRUE(right);
+  EXPECT_EQ(right->status, 200);
+  auto health = client.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  // --api-key wins over the environment.
+  Serve flag({"--api-key", "flag-key"}, {{"MODELBUILD_API_KEY", "env-key"}});
+  httplib::Client c2("127.0.0.1", flag.port());
+  EXPECT_EQ(c2.Get("/v1/models", {{"Authorization", "Bearer env-key"}})->status, 401);
+  EXPECT_EQ(c2.Get("/v1/models", {{"Authorization", "Bearer flag-key"}})->status, 200);
+}
+
+TEST(ServeCli, BindingBeyondLoopbackWithoutAKeyWarns) {
+  {
+    Serve loopback;
+    ASSERT_GT(loopback.port(), 0);
+    EXPECT_EQ(loopback.stderr_text().find("warning"), std::string::npos) << loopback.stderr_text();
+  }
+  {
+    Serve open({"--host", "0.0.0.0"});
+    ASSERT_GT(open.port(), 0);
+    EXPECT_NE(open.stderr_text().find("warning: listening on 0.0.0.0 without an API key"), std::string::npos)
+        << open.stderr_text();
+  }
+  Serve keyed({"--host", "0.0.0.0", "--api-key", "k"});
+  ASSERT_GT(keyed.port(), 0);
+  EXPECT_EQ(keyed.stderr_text().find("warning"), std::string::npos) << keyed.stderr_text();
 }
 
 TEST(ServeCli, BadModelOrAdapterExits2BeforeListening) {
