@@ -91,8 +91,9 @@ Result<Session> open_session(const GlobalOptions& g) {
     s.build.cache_dir = fs::absolute(env);
   else
     s.build.cache_dir = project / ".modelbuild";
-  // Per-project state (file digests, explain log) stays with the project even
-  // when the cache is shared.
+  // The explain log stays with the project even when the cache is shared;
+  // file digests live in the cache (<cache>/state/file-digests, see
+  // docs/cache-format.md), since they are keyed by the files' stat identity.
   s.build.state_dir = project / ".modelbuild" / "state";
   s.build.build_dir = project / "build";
   s.build.jobs = g.jobs;
