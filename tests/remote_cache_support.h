@@ -99,10 +99,13 @@ class Nginx {
   pid_t m_pid = -1;
 };
 
-// Answers every request with 500 (`answer`), or accepts and never answers.
+// A server that answers every request with 500, never answers, or starts a
+// 200 answer and dies half-way through it.
+enum class FakeMode { kError500, kSilent, kCutOff };
+
 class FakeServer {
  public:
-  explicit FakeServer(bool answer) : m_answer(answer) {
+  explicit FakeServer(FakeMode mode) : m_mode(mode) {
     m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -131,7 +134,7 @@ class FakeServer {
       int c = ::accept(m_fd, nullptr, nullptr);
       if (c < 0) continue;
       ++m_requests;
-      if (!m_answer) {
+      if (m_mode == FakeMode::kSilent) {
         m_held.push_back(c);  // never answered
         continue;
       }
@@ -142,12 +145,14 @@ class FakeServer {
         if (n <= 0) break;
         req.append(buf, static_cast<size_t>(n));
       }
-      const char kReply[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      (void)!::send(c, kReply, sizeof kReply - 1, MSG_NOSIGNAL);
+      const char k500[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      const char kCut[] = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n{\"format\":";
+      const std::string reply = m_mode == FakeMode::kError500 ? k500 : kCut;
+      (void)!::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
       ::close(c);
     }
   }
-  bool m_answer;
+  FakeMode m_mode;
   int m_fd = -1, m_port = 0;
   std::atomic<bool> m_stop{false};
   std::atomic<int> m_requests{0};

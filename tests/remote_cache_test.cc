@@ -124,7 +124,7 @@ TEST_F(RemoteCacheTest, ServerDownIsALocalBuildUnlessRequired) {
 TEST_F(RemoteCacheTest, ServerAnswering500IsALocalBuild) {
   Nginx reference(m_tmp.path() / "nginx");
   warm(reference);
-  FakeServer failing(/*answer=*/true);
+  FakeServer failing(FakeMode::kError500);
   expect_local_build_with_one_warning(build(second(), failing.url()));
   EXPECT_GE(failing.requests(), 3);  // retried with backoff before giving up
 }
@@ -132,8 +132,22 @@ TEST_F(RemoteCacheTest, ServerAnswering500IsALocalBuild) {
 TEST_F(RemoteCacheTest, SlowServerTimesOut) {
   Nginx reference(m_tmp.path() / "nginx");
   warm(reference);
-  FakeServer silent(/*answer=*/false);
+  FakeServer silent(FakeMode::kSilent);
   expect_local_build_with_one_warning(build(second(), silent.url(), {"--remote-timeout", "1"}));
+}
+
+// The server dies in the middle of an answer: nothing partial is published
+// locally (no entry beyond the two the local build wrote, no staging left).
+TEST_F(RemoteCacheTest, ServerDyingMidAnswerPublishesNothing) {
+  Nginx reference(m_tmp.path() / "nginx");
+  warm(reference);
+  FakeServer dying(FakeMode::kCutOff);
+  expect_local_build_with_one_warning(build(second(), dying.url()));
+  size_t entries = 0;
+  for (const auto& e : fs::recursive_directory_iterator(second() / ".modelbuild" / "ac"))
+    entries += e.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(entries, 2u);
+  EXPECT_TRUE(fs::is_empty(second() / ".modelbuild" / "tmp"));
 }
 
 TEST_F(RemoteCacheTest, ReadOnlyModeUploadsNothing) {
@@ -146,7 +160,7 @@ TEST_F(RemoteCacheTest, ReadOnlyModeUploadsNothing) {
 
 TEST_F(RemoteCacheTest, NoSecretInOutput) {
   Nginx server(m_tmp.path() / "nginx");
-  FakeServer failing(/*answer=*/true);
+  FakeServer failing(FakeMode::kError500);
   std::string url = failing.url();
   url.insert(std::string("http://").size(), "alice:hunter2@");
   SubprocessOptions opts;
