@@ -69,7 +69,12 @@ Result<std::optional<ActionEntry>> RemoteCache::fetch(Cache& cache, const Digest
     }
     return entry;
   }
-  if (entry.error().code != Errc::kCorrupt) m_down = true;
+  if (entry.error().code != Errc::kCorrupt) {
+    m_down = true;
+  } else {
+    std::lock_guard<std::mutex> lock(m_mu);
+    m_suspect.insert(key);
+  }
   MB_TRY(fail(entry.error()));
   std::lock_guard<std::mutex> lock(m_mu);
   m_missed.insert(key);
@@ -140,6 +145,8 @@ Status RemoteCache::download_blob(Cache& cache, const OutputFile& out) {
       });
   MB_TRY(write_error);
   if (!got.ok() && done > out.size) {
+    std::lock_guard<std::mutex> lock(m_mu);
+    m_corrupt.insert(out.digest);
     return make_error(Errc::kCorrupt, redact_url(url), "longer than the {} bytes its entry says", out.size);
   }
   MB_TRY(got.status());
@@ -149,6 +156,8 @@ Status RemoteCache::download_blob(Cache& cache, const OutputFile& out) {
   MB_TRY(file->sync());
   MB_TRY(file->close());
   if (done != out.size || hasher->finish() != out.digest) {
+    std::lock_guard<std::mutex> lock(m_mu);
+    m_corrupt.insert(out.digest);
     return make_error(Errc::kCorrupt, redact_url(url), "blob does not match its digest ({} of {} bytes)", done,
                       out.size);
   }
@@ -169,14 +178,15 @@ Status RemoteCache::publish(Cache& cache, const ActionEntry& entry) {
 Status RemoteCache::try_publish(Cache& cache, const ActionEntry& entry) {
   const std::string url = url_of("ac", entry.key);
   MB_ASSIGN(HttpResponse head, m_http.head(url));
-  if (head.status == 200) {
+  const bool replace = names_corrupt_blob(entry);
+  if (head.status == 200 && !replace) {
     std::lock_guard<std::mutex> lock(m_mu);
     ++m_stats.uploads_skipped;
     return {};
   }
   const int64_t n = static_cast<int64_t>(entry.outputs.size());
   MB_TRY(parallel_for(n, m_options.transfers,
-                      [&](int64_t i) { return upload_blob(cache, entry.outputs[static_cast<size_t>(i)]); }));
+                      [&](int64_t i) { return upload_blob(cache, entry.outputs[static_cast<size_t>(i)], replace); }));
   // The entry goes last, so another machine never sees one whose blobs are missing.
   MB_ASSIGN(HttpResponse put, m_http.put_bytes(url, remote_entry_text(entry)));
   if (put.status < 200 || put.status >= 300) return make_error(Errc::kIo, redact_url(url), "PUT: HTTP {}", put.status);
@@ -188,10 +198,18 @@ Status RemoteCache::try_publish(Cache& cache, const ActionEntry& entry) {
   return {};
 }
 
-Status RemoteCache::upload_blob(Cache& cache, const OutputFile& out) {
+bool RemoteCache::names_corrupt_blob(const ActionEntry& entry) const {
+  std::lock_guard<std::mutex> lock(m_mu);
+  if (m_suspect.count(entry.key) != 0) return true;
+  for (const OutputFile& o : entry.outputs)
+    if (m_corrupt.count(o.digest) != 0) return true;
+  return false;
+}
+
+Status RemoteCache::upload_blob(Cache& cache, const OutputFile& out, bool replace) {
   const std::string url = url_of("cas", out.digest);
   MB_ASSIGN(HttpResponse head, m_http.head(url));
-  if (head.status == 200) {
+  if (head.status == 200 && !replace) {
     std::lock_guard<std::mutex> lock(m_mu);
     ++m_stats.uploads_skipped;
     return {};

@@ -50,7 +50,11 @@ class RemoteCache : public FallbackStore {
   Result<std::optional<ActionEntry>> try_fetch(Cache& cache, const Digest& key);
   Status try_publish(Cache& cache, const ActionEntry& entry);
   Status download_blob(Cache& cache, const OutputFile& out);
-  Status upload_blob(Cache& cache, const OutputFile& out);
+  // `replace`: upload even if the server has it (its copy was served corrupt).
+  Status upload_blob(Cache& cache, const OutputFile& out, bool replace);
+  // True when the server served one of entry's blobs corrupt this build: the
+  // good local copy replaces it even though the server "has" the object.
+  bool names_corrupt_blob(const ActionEntry& entry) const;
   // A failure: an error when required, else one warning per build.
   Status fail(const Error& error);
 
@@ -61,7 +65,9 @@ class RemoteCache : public FallbackStore {
   std::atomic<bool> m_down{false};  // unreachable: stop asking for this build
   mutable std::mutex m_mu;
   RemoteStats m_stats;
-  std::set<Digest> m_missed;  // ac misses asked this build (the builder looks twice)
+  std::set<Digest> m_missed;   // ac misses asked this build (the builder looks twice)
+  std::set<Digest> m_corrupt;  // blobs the server served wrong: re-uploaded when built here
+  std::set<Digest> m_suspect;  // keys whose entry or blobs were served wrong: all re-uploaded
 };
 
 }  // namespace mb

@@ -102,6 +102,14 @@ TEST_F(RemoteCacheTest, CorruptObjectOnTheServerIsAMiss) {
   CliRun r = build(second(), server.url());
   expect_local_build_with_one_warning(r);
   EXPECT_NE(r.out.find("does not match its digest"), std::string::npos) << r.out;
+  // The second machine's good copies replaced the corrupt ones: a third
+  // machine downloads instead of building.
+  const fs::path third = m_tmp.path() / "machine3";
+  fs::create_directories(third);
+  copy_tiny_example(third);
+  CliRun t = build(third, server.url());
+  EXPECT_EQ(t.code, 0) << t.output;
+  EXPECT_EQ(count(t.out, "\"step_started\""), 0) << t.out;
 }
 
 TEST_F(RemoteCacheTest, TruncatedObjectIsAMiss) {
