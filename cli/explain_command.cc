@@ -25,6 +25,17 @@ int explain_command(const std::vector<std::string>& args) {
     std::printf("%s: stale\n", step.label.c_str());
     for (const auto& why : r.why) std::printf("  - %s\n", why.c_str());
   }
+  // A search's untried candidates are stale by design: say where it stands.
+  for (const auto& t : e->report.targets) {
+    if (t.candidates.empty()) continue;
+    any = true;
+    std::string lines = candidate_lines(e->plan, e->report, t);
+    std::printf(
+        "%s: searches %zu candidates, smallest first; the larger ones run only if every smaller one "
+        "fails%s\n",
+        t.name.c_str(), t.candidates.size(), lines.empty() ? " (none has run yet)" : ":");
+    if (!lines.empty()) std::printf("%s\n", lines.substr(1).c_str());
+  }
   if (!any) std::printf("everything is up to date\n");
   return 0;
 }

@@ -42,8 +42,6 @@ std::string format_gate_cases(const nlohmann::json& gate, bool failures_only) {
   return out;
 }
 
-namespace {
-
 // One line per candidate a search tried: its verdict and why, or the values
 // its checks read.
 std::string candidate_lines(const Plan& plan, const BuildReport& report, const TargetResult& t) {
@@ -70,7 +68,7 @@ std::string candidate_lines(const Plan& plan, const BuildReport& report, const T
   return out;
 }
 
-}  // namespace
+namespace {}  // namespace
 
 void print_build_summary(Session& s, const Plan& plan, const BuildReport& report, const GlobalOptions& g) {
   if (g.json) {

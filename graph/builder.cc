@@ -281,7 +281,7 @@ class Builder::Run {
     for (int s : m_plan.steps_for(name)) {
       const StepResult& r = m_report.steps[static_cast<size_t>(s)];
       const bool skipped = r.state == StepState::kStale || r.state == StepState::kSkipped;
-      if (!ignore_skips.count(s) || !skipped) t.steps.push_back(s);
+      if (tp.candidates.empty() && (!ignore_skips.count(s) || !skipped)) t.steps.push_back(s);
       if (r.state == StepState::kFailed) {
         t.failures.push_back(fmt::format("step '{}' failed: {}", m_plan.steps[s].label, r.error));
         step_error = r.error_code;
@@ -318,18 +318,31 @@ class Builder::Run {
     t.winner = m_checks.winner(tp.name);
     if (t.winner >= 0) artifact = tp.candidates[static_cast<size_t>(t.winner)].artifact;
     bool deciding_seen = false;
+    t.steps.assign(sets.base.begin(), sets.base.end());
     for (size_t k = 0; k < tp.candidates.size(); ++k) {
       const auto& out = outcomes[k];
       using V = TargetChecks::Verdict;
+      // Past the candidate that decides, nothing is part of this search, even
+      // if another target happened to build it: the report and the lock must
+      // not depend on what else was requested.
+      const bool beyond = deciding_seen;
       t.candidates.push_back({tp.candidates[k].name,
-                              out.verdict == V::kPassed     ? "passed"
+                              beyond                        ? "untried"
+                              : out.verdict == V::kPassed   ? "passed"
                               : out.verdict == V::kRejected ? "rejected"
                                                             : "untried",
-                              out.reasons});
+                              beyond ? std::vector<std::string>{} : out.reasons});
       // The first candidate not rejected decides: its steps count in full.
       const bool deciding = !deciding_seen && out.verdict != V::kRejected;
       deciding_seen |= deciding;
       if (!deciding) ignore.insert(sets.candidates[k].begin(), sets.candidates[k].end());
+      // The target's steps, in candidate order (not plan order, which
+      // depends on the other requested targets).
+      if (!beyond)
+        for (int s : sets.candidates[k]) {
+          const StepState st = m_report.steps[static_cast<size_t>(s)].state;
+          if (!ignore.count(s) || (st != StepState::kStale && st != StepState::kSkipped)) t.steps.push_back(s);
+        }
     }
     return ignore;
   }

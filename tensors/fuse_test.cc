@@ -15,7 +15,7 @@ namespace {
 
 using namespace fuse_test;  // NOLINT: test helpers
 
-// gguf-peft-qwen2.md §1.5.8: W = [[1,0,0],[0,1,0]], r = 2, alpha = 4,
+// docs/formats/adapters.md §4: W = [[1,0,0],[0,1,0]], r = 2, alpha = 4,
 // A = [[1,2,0],[0,1,1]], B = [[0.5,0],[0,-1]].
 LoraModule worked_example(float scale) {
   LoraModule m;

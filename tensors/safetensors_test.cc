@@ -55,7 +55,7 @@ void expect_minimal_example(const SafetensorsHeader& h) {
   EXPECT_EQ(h.metadata, (std::map<std::string, std::string>{{"format", "mlx"}}));
 }
 
-// mlx-formats §6.3: both writers' versions of the minimal file load.
+// docs/formats/safetensors.md §5: both writers' versions of the minimal file load.
 TEST(Safetensors, SpecMinimalExampleMlxWriter) {
   ASSERT_EQ(kMlxHeader.size(), 86u);
   auto r = parse(file_of(kMlxHeader, f32_bytes({1.0f, 2.0f})));
