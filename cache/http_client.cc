@@ -77,12 +77,15 @@ std::string redact_url(const std::string& url) {
   return url.substr(0, host) + url.substr(at + 1);
 }
 
-HttpClient::HttpClient(HttpOptions options) : m_options(std::move(options)) { global_init(); }
+// libcurl (and OpenSSL) is initialized on the first request, not here, so a
+// no-op build with a remote configured never pays for it.
+HttpClient::HttpClient(HttpOptions options) : m_options(std::move(options)) {}
 
 namespace {
 
 // Sets up one attempt: the common options (auth, TLS, timeouts) on a fresh handle.
 Transfer start(const HttpOptions& o, const std::string& url) {
+  global_init();
   Transfer t;
   t.curl.reset(curl_easy_init());
   CURL* c = t.curl.get();
