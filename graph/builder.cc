@@ -452,6 +452,7 @@ Status Builder::open() {
   if (m_cache) return {};
   m_cache = std::make_unique<Cache>(m_fs, m_options.cache_dir, m_reporter);
   MB_TRY(m_cache->init());
+  m_cache->set_fallback(m_options.fallback);
   MB_TRY(m_fs.create_dirs(m_options.state_dir));
   m_explain = std::make_unique<ExplainLog>(m_fs, m_options.state_dir / "explain.json", m_reporter);
   m_explain->load();

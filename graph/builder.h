@@ -40,6 +40,7 @@ namespace mb {
 class Cache;
 class FileDigestCache;
 class ExplainLog;
+class FallbackStore;
 
 struct BuildOptions {
   fs::path cache_dir;        // content store + action cache
@@ -52,6 +53,7 @@ struct BuildOptions {
   bool regate = false;    // re-run gate steps even when a verdict is cached
   bool use_cache = true;  // false: run every step, never read the action cache (--check)
   bool materialize = true;
+  FallbackStore* fallback = nullptr;  // the remote cache (cache/fallback_store.h); borrowed
 };
 
 enum class StepState { kPending, kCached, kBuilt, kFailed, kSkipped, kStale };

@@ -202,7 +202,11 @@ TEST(Safetensors, RejectsHolesOverlapsAndBadCoverage) {
   expect_corrupt(file_of(fmt::format(fmt::runtime(two), 1, 3, 3, 5), "abcde"), "tensor 'a': data starts at 1");
   expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abcdef"),
                  "cover 4 bytes but the data buffer holds 6");
-  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abc"), "tensor 'b': data ends at 4, past");
+  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abc"),
+                 "tensor 'b': data [2, 4) lies past the end of the file");
+  // A tensor moved past the end is named, not the one after the gap it leaves.
+  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 9, 11, 2, 4), "abcd"),
+                 "tensor 'a': data [9, 11) lies past the end of the file");
   expect_corrupt(file_of("{}", "x"), "cover 0 bytes");
 }
 
