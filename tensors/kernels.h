@@ -47,10 +47,10 @@ struct Table {
   void (*retention_lanes)(const float* w0, const float* target, const float* result, int64_t n, double lanes[4][4]);
 };
 
-// The implementation in use: AVX2 when the CPU supports it. Tests compare
-// portable_table() with avx2_table() directly.
+// The implementation in use: AVX2 when the CPU supports it, NEON on aarch64.
+// Tests compare portable_table() with each of the others directly.
 const Table& table();
-// "avx2" or "portable": what table() returns (benchmarks print it).
+// "avx2", "neon" or "portable": what table() returns (benchmarks print it).
 const char* isa();
 
 const Table& portable_table();
@@ -58,5 +58,7 @@ const Table& portable_table();
 // kernels finish the elements that do not fill a register with the portable
 // ones.
 const Table* avx2_table();
+// nullptr except on aarch64, where NEON is always present (kernels_neon.cc).
+const Table* neon_table();
 
 }  // namespace mb::kernels

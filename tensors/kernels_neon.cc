@@ -1,0 +1,155 @@
+// NEON kernels for aarch64: 4 floats per register, each lane doing exactly
+// the portable kernel's operations on its element (see kernels.h). No FMA:
+// only separate vmulq/vaddq are used, and tensors/CMakeLists.txt compiles
+// this file with -ffp-contract=off so the compiler cannot fuse them either.
+// NEON (with its f16 conversions) is part of every aarch64 CPU, so the table
+// needs no run-time feature check there.
+//
+// quantize_groups is still the portable kernel (docs/releases.md: the NEON
+// quantizer is remaining work); the table calls it directly.
+#include <cstring>
+
+#include "tensors/kernels.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+namespace mb::kernels {
+namespace {
+
+// Four codes to floats: one byte each, or two per byte low nibble first.
+inline float32x4_t codes4_u8(const std::byte* p) {
+  uint32_t word;
+  std::memcpy(&word, p, 4);
+  const uint16x4_t h = vget_low_u16(vmovl_u8(vcreate_u8(word)));
+  return vcvtq_f32_u32(vmovl_u16(h));
+}
+inline float32x4_t codes4_u4(const std::byte* p) {
+  uint8_t b[2];
+  std::memcpy(b, p, 2);
+  const uint32_t c[4] = {b[0] & 15u, b[0] >> 4u, b[1] & 15u, b[1] >> 4u};
+  return vcvtq_f32_u32(vld1q_u32(c));
+}
+
+void dequantize_packed(const std::byte* packed, int bits, int64_t groups, int gs, const float* scales,
+                       const float* biases, float* out) {
+  if (bits != 8 && bits != 4) {
+    portable_table().dequantize_packed(packed, bits, groups, gs, scales, biases, out);
+    return;
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    const float32x4_t s = vdupq_n_f32(scales[g]), b = vdupq_n_f32(biases[g]);
+    for (int64_t j = g * gs; j < (g + 1) * gs; j += 4) {
+      const float32x4_t q = bits == 8 ? codes4_u8(packed + j) : codes4_u4(packed + j / 2);
+      vst1q_f32(out + j, vaddq_f32(vmulq_f32(q, s), b));
+    }
+  }
+}
+
+// Strips of 4·W columns keep their running sums in registers across all
+// ranks, so A is read once per output row and the delta is stored once.
+template <int W>
+inline void lora_strip(const float* coef, const float* a, int64_t rank, int64_t n, int64_t i, float* delta) {
+  float32x4_t acc[W];
+  for (int j = 0; j < W; ++j) acc[j] = vdupq_n_f32(0.0f);
+  for (int64_t k = 0; k < rank; ++k) {
+    const float32x4_t c = vdupq_n_f32(coef[k]);
+    const float* ak = a + k * n + i;
+    for (int j = 0; j < W; ++j) acc[j] = vaddq_f32(acc[j], vmulq_f32(c, vld1q_f32(ak + 4 * j)));
+  }
+  for (int j = 0; j < W; ++j) vst1q_f32(delta + i + 4 * j, acc[j]);
+}
+
+void lora_delta(const float* coef, const float* a, int64_t rank, int64_t n, float* delta) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) lora_strip<4>(coef, a, rank, n, i, delta);
+  for (; i + 4 <= n; i += 4) lora_strip<1>(coef, a, rank, n, i, delta);
+  // The last columns one by one, in the portable order.
+  for (; i < n; ++i) {
+    float d = 0.0f;
+    for (int64_t k = 0; k < rank; ++k) d += coef[k] * a[k * n + i];
+    delta[i] = d;
+  }
+}
+
+// FCVT to and from half precision rounds to nearest even (Linux leaves FPCR
+// at its default: RNE, no flush to zero, no default NaN), quiets a
+// signalling NaN and keeps the top payload bits, like dtype.h's scalar code.
+void f16_to_f32_n(const void* in, float* out, int64_t n) {
+  const auto* p = static_cast<const std::byte*>(in);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint16_t h[4];
+    std::memcpy(h, p + 2 * i, 8);
+    vst1q_f32(out + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))));
+  }
+  portable_table().f16_to_f32(p + 2 * i, out + i, n - i);
+}
+
+void f32_to_f16_n(const float* in, void* out, int64_t n) {
+  auto* p = static_cast<std::byte*>(out);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint16_t h[4];
+    vst1_u16(h, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(in + i))));
+    std::memcpy(p + 2 * i, h, 8);
+  }
+  portable_table().f32_to_f16(in + i, p + 2 * i, n - i);
+}
+
+void round_f16(const float* in, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(in + i))));
+  portable_table().round_f16(in + i, out + i, n - i);
+}
+
+// The portable code's four lanes are two registers of two doubles.
+void retention_lanes(const float* w0, const float* target, const float* result, int64_t n, double lanes[4][4]) {
+  float64x2_t acc[4][2];
+  for (int q = 0; q < 4; ++q) acc[q][0] = vld1q_f64(lanes[q]), acc[q][1] = vld1q_f64(lanes[q] + 2);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t b4 = vld1q_f32(w0 + i), t4 = vld1q_f32(target + i), r4 = vld1q_f32(result + i);
+    for (int h = 0; h < 2; ++h) {
+      const float64x2_t b = h == 0 ? vcvt_f64_f32(vget_low_f32(b4)) : vcvt_high_f64_f32(b4);
+      const float64x2_t t = h == 0 ? vcvt_f64_f32(vget_low_f32(t4)) : vcvt_high_f64_f32(t4);
+      const float64x2_t r = h == 0 ? vcvt_f64_f32(vget_low_f32(r4)) : vcvt_high_f64_f32(r4);
+      const float64x2_t delta = vsubq_f64(t, b), change = vsubq_f64(r, b), error = vsubq_f64(r, t);
+      acc[0][h] = vaddq_f64(acc[0][h], vmulq_f64(delta, delta));
+      acc[1][h] = vaddq_f64(acc[1][h], vmulq_f64(error, error));
+      acc[2][h] = vaddq_f64(acc[2][h], vmulq_f64(change, change));
+      acc[3][h] = vaddq_f64(acc[3][h], vmulq_f64(change, delta));
+    }
+  }
+  for (int q = 0; q < 4; ++q) vst1q_f64(lanes[q], acc[q][0]), vst1q_f64(lanes[q] + 2, acc[q][1]);
+  // i is a multiple of 4, so the tail's elements keep their lanes.
+  portable_table().retention_lanes(w0 + i, target + i, result + i, n - i, lanes);
+}
+
+// Filled on first use: the portable quantizer's address is only known at run time.
+Table make_neon() {
+  return {portable_table().quantize_groups,
+          dequantize_packed,
+          lora_delta,
+          f16_to_f32_n,
+          f32_to_f16_n,
+          round_f16,
+          retention_lanes};
+}
+
+}  // namespace
+
+const Table* neon_table() {
+  static const Table kNeon = make_neon();
+  return &kNeon;
+}
+
+}  // namespace mb::kernels
+
+#else
+
+namespace mb::kernels {
+const Table* neon_table() { return nullptr; }
+}  // namespace mb::kernels
+
+#endif
