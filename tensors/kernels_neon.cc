@@ -1,7 +1,7 @@
 // NEON kernels for aarch64: 4 floats per register, each lane doing exactly
 // the portable kernel's operations on its element (see kernels.h). No FMA:
-// only separate vmulq/vaddq are used, and tensors/CMakeLists.txt compiles
-// this file with -ffp-contract=off so the compiler cannot fuse them either.
+// only separate vmulq/vaddq are used, and the top-level CMakeLists.txt
+// compiles everything with -ffp-contract=off so the compiler cannot fuse them.
 // NEON (with its f16 conversions) is part of every aarch64 CPU, so the table
 // needs no run-time feature check there.
 //
