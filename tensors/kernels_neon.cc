@@ -4,10 +4,10 @@
 // compiles everything with -ffp-contract=off so the compiler cannot fuse them.
 // NEON (with its f16 conversions) is part of every aarch64 CPU, so the table
 // needs no run-time feature check there.
-//
-// quantize_groups is still the portable kernel (docs/releases.md: the NEON
-// quantizer is remaining work); the table calls it directly.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "tensors/kernels.h"
 
@@ -16,6 +16,65 @@
 
 namespace mb::kernels {
 namespace {
+
+// round_half_away of mlx_quant.cc, lane by lane: truncate, then step by one
+// when the remainder reaches ±0.5. For |x| ≥ 2^23, ±inf and NaN the
+// remainder is 0 or NaN, so x comes back unchanged, as in the scalar code.
+// Only the sign of a zero can differ (trunc(-0.3) is -0), which the clamp
+// below erases.
+inline float32x4_t round_code(float32x4_t x, bool cpu) {
+  if (cpu) return vrndnq_f32(x);  // ties to even, as std::rint
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  float32x4_t r = vrndq_f32(x);
+  const float32x4_t d = vsubq_f32(x, r);
+  r = vaddq_f32(r, vreinterpretq_f32_u32(vandq_u32(vcgeq_f32(d, vdupq_n_f32(0.5f)), vreinterpretq_u32_f32(one))));
+  r = vsubq_f32(r, vreinterpretq_f32_u32(vandq_u32(vcleq_f32(d, vdupq_n_f32(-0.5f)), vreinterpretq_u32_f32(one))));
+  return r;
+}
+
+inline float round_code1(float x, bool cpu) { return vgetq_lane_f32(round_code(vdupq_n_f32(x), cpu), 0); }
+
+// mlx_quant.cc's group_params, the same scalar operations in the same order.
+void group_params(float w_min, float w_max, int bits, bool cpu, float* scale_out, float* bias_out) {
+  const float n_bins = static_cast<float>((1 << bits) - 1);
+  const bool mask = std::fabs(w_min) > std::fabs(w_max);
+  float scale = std::max((w_max - w_min) / n_bins, 1e-7f);
+  scale = mask ? scale : -scale;
+  const float edge = mask ? w_min : w_max;
+  const float q0 = round_code1(edge / scale, cpu);
+  *scale_out = q0 != 0.0f ? edge / q0 : scale;
+  *bias_out = q0 != 0.0f ? edge : 0.0f;
+}
+
+void quantize_groups(const float* w, int64_t groups, int gs, int bits, QuantKernel kernel, DType dtype, uint8_t* codes,
+                     float* scales, float* biases) {
+  const bool cpu = kernel == QuantKernel::kCpu;
+  const float init_min = cpu ? std::numeric_limits<float>::infinity() : gpu_initial_min(dtype);
+  const float init_max = cpu ? -std::numeric_limits<float>::infinity() : 0.0f;
+  const float32x4_t zero = vdupq_n_f32(0.0f), top = vdupq_n_f32(static_cast<float>((1 << bits) - 1));
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* p = w + g * gs;
+    // acc < v ? v : acc and v < acc ? v : acc, std::max/min's selections, so
+    // a NaN weight never wins. With no NaN in the lanes, the reduction order
+    // can only change the sign of a zero, which group_params never observes.
+    float32x4_t mx = vdupq_n_f32(init_max), mn = vdupq_n_f32(init_min);
+    for (int i = 0; i < gs; i += 4) {
+      const float32x4_t v = vld1q_f32(p + i);
+      mx = vbslq_f32(vcltq_f32(mx, v), v, mx);
+      mn = vbslq_f32(vcltq_f32(v, mn), v, mn);
+    }
+    group_params(vminvq_f32(mn), vmaxvq_f32(mx), bits, cpu, &scales[g], &biases[g]);
+    const float32x4_t s = vdupq_n_f32(scales[g]), b = vdupq_n_f32(biases[g]);
+    for (int i = 0; i < gs; i += 4) {
+      float32x4_t q = round_code(vdivq_f32(vsubq_f32(vld1q_f32(p + i), b), s), cpu);
+      q = vbslq_f32(vcgtq_f32(q, zero), q, zero);  // q > 0 ? q : 0, so NaN gives 0
+      q = vbslq_f32(vcltq_f32(q, top), q, top);    // q < top ? q : top
+      const uint16x4_t h = vmovn_u32(vcvtq_u32_f32(q));
+      const uint32_t four = vget_lane_u32(vreinterpret_u32_u8(vmovn_u16(vcombine_u16(h, h))), 0);
+      std::memcpy(codes + g * gs + i, &four, 4);
+    }
+  }
+}
 
 // Four codes to floats: one byte each, or two per byte low nibble first.
 inline float32x4_t codes4_u8(const std::byte* p) {
@@ -27,7 +86,7 @@ inline float32x4_t codes4_u8(const std::byte* p) {
 inline float32x4_t codes4_u4(const std::byte* p) {
   uint8_t b[2];
   std::memcpy(b, p, 2);
-  const uint32_t c[4] = {b[0] & 15u, b[0] >> 4u, b[1] & 15u, b[1] >> 4u};
+  const uint32_t c[4] = {uint32_t{b[0]} & 15u, uint32_t{b[0]} >> 4u, uint32_t{b[1]} & 15u, uint32_t{b[1]} >> 4u};
   return vcvtq_f32_u32(vld1q_u32(c));
 }
 
