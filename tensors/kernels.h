@@ -1,14 +1,15 @@
 #pragma once
 // The hot loops of the tensor steps (quantize, dequantize, LoRA delta, f16
-// conversion, retention sums), each in two implementations that give the
-// same bits for every input: portable C++ (kernels.cc), which is the
-// reference, and AVX2+F16C (kernels_avx2.cc), chosen at run time when the
-// CPU has both. "Same bits" is what lets a release rebuilt on another
-// machine reproduce its bytes, so the AVX2 code does exactly the portable
-// code's IEEE operations per element, in the same order, with no FMA, and
-// only reorders what cannot change a result (min/max, independent lanes).
-// kernels_test.cc checks the two against each other on random and edge-case
-// inputs (NaN, ±inf, ±0, subnormals, ties, all-negative groups).
+// conversion, retention sums), each in implementations that give the same
+// bits for every input: portable C++ (kernels.cc), which is the reference,
+// AVX2+F16C (kernels_avx2.cc), chosen at run time when the CPU has both, and
+// NEON (kernels_neon.cc) on aarch64. "Same bits" is what lets a release
+// rebuilt on another machine reproduce its bytes, so the vector code does
+// exactly the portable code's IEEE operations per element, in the same
+// order, with no FMA, and only reorders what cannot change a result
+// (min/max, independent lanes). kernels_test.cc checks each vector table
+// against the portable one on random and edge-case inputs (NaN, ±inf, ±0,
+// subnormals, ties, all-negative groups).
 //
 // Callers use the concept-level functions (quantize_rows, to_f32,
 // RetentionSums::add, fuse_row, ...), which call table().
