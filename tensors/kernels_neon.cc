@@ -185,23 +185,12 @@ void retention_lanes(const float* w0, const float* target, const float* result, 
   portable_table().retention_lanes(w0 + i, target + i, result + i, n - i, lanes);
 }
 
-// Filled on first use: the portable quantizer's address is only known at run time.
-Table make_neon() {
-  return {portable_table().quantize_groups,
-          dequantize_packed,
-          lora_delta,
-          f16_to_f32_n,
-          f32_to_f16_n,
-          round_f16,
-          retention_lanes};
-}
+constexpr Table kNeon = {quantize_groups, dequantize_packed, lora_delta,     f16_to_f32_n,
+                         f32_to_f16_n,    round_f16,         retention_lanes};
 
 }  // namespace
 
-const Table* neon_table() {
-  static const Table kNeon = make_neon();
-  return &kNeon;
-}
+const Table* neon_table() { return &kNeon; }
 
 }  // namespace mb::kernels
 

@@ -23,6 +23,8 @@ struct NamedTable {
   const Table* table;
 };
 
+void PrintTo(const NamedTable& t, std::ostream* os) { *os << t.name; }
+
 // The vector tables present on this CPU and build.
 std::vector<NamedTable> vector_tables() {
   std::vector<NamedTable> out;
