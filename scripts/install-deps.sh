@@ -12,7 +12,13 @@ with_tests=0
 for arg in "$@"; do
   case "$arg" in
     --test) with_tests=1 ;;
-    *) echo "install-deps.sh: unknown argument $arg (only --test)" >&2; exit 2 ;;
+    --print-macos)
+      # UNTESTED: macOS is not built here (README, "Platforms"); these are the
+      # Homebrew formulae matching the Debian packages below.
+      echo "brew install cmake ninja pkg-config yaml-cpp libgit2 openssl@3 fmt spdlog" \
+        "nlohmann-json cli11 googletest google-benchmark pcre2 cpp-httplib icu4c"
+      exit 0 ;;
+    *) echo "install-deps.sh: unknown argument $arg (only --test, --print-macos)" >&2; exit 2 ;;
   esac
 done
 
