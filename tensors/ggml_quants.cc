@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "tensors/dtype.h"
+#include "tensors/ggml_quants_k.h"
 
 namespace mb {
 namespace {
@@ -157,6 +158,8 @@ std::optional<BlockCodec> block_codec(GgmlType type) {
       return BlockCodec{quantize_q5_0, dequantize_q5_0};
     case GgmlType::kQ5_1:
       return BlockCodec{quantize_q5_1, dequantize_q5_1};
+    case GgmlType::kQ6_K:
+      return BlockCodec{ggml_k::quantize_q6_k, ggml_k::dequantize_q6_k};
     default:
       return std::nullopt;
   }
@@ -260,7 +263,7 @@ size_t ggml_row_size(GgmlType type, int64_t cols) {
 
 bool ggml_row_fits(GgmlType type, int64_t cols) { return cols > 0 && cols % ggml_block_size(type) == 0; }
 
-// The K-quants (Q4_K, Q5_K, Q6_K) are declared but not yet implemented.
+// Q4_K and Q5_K are declared but not yet implemented.
 bool ggml_type_implemented(GgmlType type) {
   return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kBF16 || block_codec(type).has_value();
 }
@@ -274,9 +277,10 @@ void quantize_rows_into(GgmlType type, const float* src, int64_t rows, int64_t c
     for (int64_t i = 0; i < n; ++i)
       put_u16(dst + 2 * i, type == GgmlType::kF16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]));
   } else {
-    const BlockCodec codec = *block_codec(type);
+    const BlockCodec codec = block_codec(type).value();
     const size_t block_bytes = ggml_type_size(type);
-    for (int64_t b = 0; b < n / kQk; ++b) codec.quantize(src + b * kQk, dst + b * block_bytes);
+    const int64_t bs = ggml_block_size(type);
+    for (int64_t b = 0; b < n / bs; ++b) codec.quantize(src + b * bs, dst + b * block_bytes);
   }
 }
 
@@ -297,9 +301,10 @@ void dequantize_rows(GgmlType type, const uint8_t* src, int64_t rows, int64_t co
       dst[i] = type == GgmlType::kF16 ? f16_to_f32(bits) : bf16_to_f32(bits);
     }
   } else {
-    const BlockCodec codec = *block_codec(type);
+    const BlockCodec codec = block_codec(type).value();
     const size_t block_bytes = ggml_type_size(type);
-    for (int64_t b = 0; b < n / kQk; ++b) codec.dequantize(src + b * block_bytes, dst + b * kQk);
+    const int64_t bs = ggml_block_size(type);
+    for (int64_t b = 0; b < n / bs; ++b) codec.dequantize(src + b * block_bytes, dst + b * bs);
   }
 }
 

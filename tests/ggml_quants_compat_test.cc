@@ -61,7 +61,10 @@ void expect_matches_llama(GgmlType type, const char* quantize_name, const char* 
     const std::vector<uint8_t> ours = quantize_rows(type, r.values.data(), n / cols, cols);
     std::vector<uint8_t> theirs(ours.size(), 0xAA);
     ref_quantize(r.values.data(), theirs.data(), n);
-    ASSERT_EQ(ours, theirs) << ggml_type_name(type) << " on " << r.name;
+    for (size_t i = 0; i < ours.size(); ++i) {
+      ASSERT_EQ(ours[i], theirs[i]) << ggml_type_name(type) << " on " << r.name << ", byte " << i << " of "
+                                    << ours.size();
+    }
     std::vector<float> ours_f(n), theirs_f(n);
     dequantize_rows(type, ours.data(), n / cols, cols, ours_f.data());
     ref_dequantize(theirs.data(), theirs_f.data(), n);
@@ -76,6 +79,7 @@ TEST(GgmlQuantsCompat, Q8_0) { expect_matches_llama(GgmlType::kQ8_0, "quantize_r
 TEST(GgmlQuantsCompat, Q4_0) { expect_matches_llama(GgmlType::kQ4_0, "quantize_row_q4_0_ref", "dequantize_row_q4_0"); }
 TEST(GgmlQuantsCompat, Q5_0) { expect_matches_llama(GgmlType::kQ5_0, "quantize_row_q5_0_ref", "dequantize_row_q5_0"); }
 TEST(GgmlQuantsCompat, Q5_1) { expect_matches_llama(GgmlType::kQ5_1, "quantize_row_q5_1_ref", "dequantize_row_q5_1"); }
+TEST(GgmlQuantsCompat, Q6_K) { expect_matches_llama(GgmlType::kQ6_K, "quantize_row_q6_K_ref", "dequantize_row_q6_K"); }
 
 }  // namespace
 }  // namespace mb

@@ -1,0 +1,14 @@
+#pragma once
+// The K-quant super-blocks (256 values) behind tensors/ggml_quants.h; one
+// block per call. Internal to tensors/ggml_quants*.cc.
+#include <cstdint>
+
+namespace mb::ggml_k {
+
+constexpr int kQkK = 256;
+
+// Q6_K, 210 bytes: ql[128], qh[64], int8 scales[16], f16 d.
+void quantize_q6_k(const float* x, uint8_t* out);
+void dequantize_q6_k(const uint8_t* in, float* y);
+
+}  // namespace mb::ggml_k
