@@ -71,6 +71,91 @@ float symmetric_scale(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
+// The asymmetric scale-and-min search (llama.cpp's make_qkx2_quants, sum of
+// squared weighted errors): codes L in [0, nmax], x ~ scale * L - *neg_min.
+float scale_min_search(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min, uint8_t* Laux,
+                       float rmin, float rdelta, int nstep) {
+  float min = x[0];
+  float max = x[0];
+  float sum_w = w[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::fill(L, L + n, uint8_t{0});
+    *neg_min = -min;
+    return 0.0f;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - min)))));
+    const float diff = scale * L[i] + min - x[i];
+    best_error += w[i] * (diff * diff);
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - min))));
+      Laux[i] = static_cast<uint8_t>(l);
+      sum_l += w[i] * l;
+      sum_l2 += w[i] * l * l;
+      sum_xl += w[i] * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D <= 0) continue;
+    float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+    float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    if (this_min > 0) {
+      this_min = 0;
+      this_scale = sum_xl / sum_l2;
+    }
+    float cur_error = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = this_scale * Laux[i] + this_min - x[i];
+      cur_error += w[i] * (diff * diff);
+    }
+    if (cur_error < best_error) {
+      std::copy(Laux, Laux + n, L);
+      best_error = cur_error;
+      scale = this_scale;
+      min = this_min;
+    }
+  }
+  *neg_min = -min;
+  return scale;
+}
+
+// The 12 scale bytes of Q4_K/Q5_K: eight 6-bit scales and eight 6-bit mins.
+// Sub-blocks 0-3 use the low 6 bits of bytes 0-3 (scale) and 4-7 (min);
+// 4-7 use the nibbles of bytes 8-11 plus the top 2 bits of bytes 0-7.
+void get_scale_min(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+void put_scale_min(int j, uint8_t ls, uint8_t lm, uint8_t* q) {
+  if (j < 4) {
+    q[j] = ls;
+    q[j + 4] = lm;
+  } else {
+    q[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+    q[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+    q[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+  }
+}
+
 void put_f16(uint8_t* dst, float value) {
   const uint16_t bits = f32_to_f16(value);
   dst[0] = static_cast<uint8_t>(bits & 0xFF);
@@ -152,6 +237,66 @@ void dequantize_q6_k(const uint8_t* in, float* y) {
     ql += 64;
     qh += 32;
     sc += 8;
+  }
+}
+
+void quantize_q4_k(const float* x, uint8_t* out) {
+  uint8_t L[kQkK];
+  uint8_t Laux[32];
+  float w[32];
+  float mins[kQkK / 32];
+  float scales[kQkK / 32];
+  float max_scale = 0;
+  float max_min = 0;
+  for (int j = 0; j < kQkK / 32; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(x[32 * j + l]);
+    scales[j] = scale_min_search(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f, 20);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  std::memset(out, 0, 144);
+  uint8_t* sc = out + 4;
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  for (int j = 0; j < kQkK / 32; ++j) {
+    const auto ls = static_cast<uint8_t>(nearest_int(inv_scale * scales[j]));
+    const auto lm = static_cast<uint8_t>(nearest_int(inv_min * mins[j]));
+    put_scale_min(j, std::min<uint8_t>(63, ls), std::min<uint8_t>(63, lm), sc);
+  }
+  put_f16(out, max_scale / 63.f);
+  put_f16(out + 2, max_min / 63.f);
+  for (int j = 0; j < kQkK / 32; ++j) {
+    uint8_t s = 0, m = 0;
+    get_scale_min(j, sc, &s, &m);
+    const float d = get_f16(out) * s;
+    if (d == 0.0f) continue;
+    const float dm = get_f16(out + 2) * m;
+    for (int ii = 0; ii < 32; ++ii) {
+      L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(15, nearest_int((x[32 * j + ii] + dm) / d))));
+    }
+  }
+  uint8_t* q = out + 16;
+  for (int j = 0; j < kQkK; j += 64) {
+    for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+    q += 32;
+  }
+}
+
+void dequantize_q4_k(const uint8_t* in, float* y) {
+  const float d = get_f16(in);
+  const float min = get_f16(in + 2);
+  const uint8_t* q = in + 16;
+  for (int j = 0, is = 0; j < kQkK; j += 64, is += 2, q += 32) {
+    uint8_t s = 0, m = 0;
+    get_scale_min(is, in + 4, &s, &m);
+    const float d1 = d * s, m1 = min * m;
+    get_scale_min(is + 1, in + 4, &s, &m);
+    const float d2 = d * s, m2 = min * m;
+    for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
+    for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
   }
 }
 
