@@ -160,6 +160,8 @@ std::optional<BlockCodec> block_codec(GgmlType type) {
       return BlockCodec{quantize_q5_1, dequantize_q5_1};
     case GgmlType::kQ4_K:
       return BlockCodec{ggml_k::quantize_q4_k, ggml_k::dequantize_q4_k};
+    case GgmlType::kQ5_K:
+      return BlockCodec{ggml_k::quantize_q5_k, ggml_k::dequantize_q5_k};
     case GgmlType::kQ6_K:
       return BlockCodec{ggml_k::quantize_q6_k, ggml_k::dequantize_q6_k};
     default:
@@ -265,7 +267,7 @@ size_t ggml_row_size(GgmlType type, int64_t cols) {
 
 bool ggml_row_fits(GgmlType type, int64_t cols) { return cols > 0 && cols % ggml_block_size(type) == 0; }
 
-// Q5_K is declared but not yet implemented.
+// Every type of the enum is implemented.
 bool ggml_type_implemented(GgmlType type) {
   return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kBF16 || block_codec(type).has_value();
 }

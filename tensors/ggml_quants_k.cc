@@ -240,8 +240,9 @@ void dequantize_q6_k(const uint8_t* in, float* y) {
   }
 }
 
-void quantize_q4_k(const float* x, uint8_t* out) {
-  uint8_t L[kQkK];
+// Q4_K/Q5_K scales: writes d, dmin and the 12 scale bytes into out[0..16)
+// and the codes (0..nmax) into L; the callers differ in how they pack L.
+void scale_min_codes(const float* x, int nmax, float rmin, int nstep, size_t block_bytes, uint8_t* out, uint8_t* L) {
   uint8_t Laux[32];
   float w[32];
   float mins[kQkK / 32];
@@ -253,11 +254,11 @@ void quantize_q4_k(const float* x, uint8_t* out) {
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = scale_min_search(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f, 20);
+    scales[j] = scale_min_search(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
-  std::memset(out, 0, 144);
+  std::memset(out, 0, block_bytes);
   uint8_t* sc = out + 4;
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
@@ -275,9 +276,14 @@ void quantize_q4_k(const float* x, uint8_t* out) {
     if (d == 0.0f) continue;
     const float dm = get_f16(out + 2) * m;
     for (int ii = 0; ii < 32; ++ii) {
-      L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(15, nearest_int((x[32 * j + ii] + dm) / d))));
+      L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearest_int((x[32 * j + ii] + dm) / d))));
     }
   }
+}
+
+void quantize_q4_k(const float* x, uint8_t* out) {
+  uint8_t L[kQkK];
+  scale_min_codes(x, 15, -1.0f, 20, 144, out, L);
   uint8_t* q = out + 16;
   for (int j = 0; j < kQkK; j += 64) {
     for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
@@ -297,6 +303,46 @@ void dequantize_q4_k(const uint8_t* in, float* y) {
     const float d2 = d * s, m2 = min * m;
     for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
     for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+  }
+}
+
+void quantize_q5_k(const float* x, uint8_t* out) {
+  uint8_t L[kQkK];
+  scale_min_codes(x, 31, -0.5f, 15, 176, out, L);
+  uint8_t* qh = out + 16;
+  uint8_t* ql = out + 48;
+  uint8_t m1 = 1, m2 = 2;
+  for (int n = 0; n < kQkK; n += 64, ql += 32, m1 <<= 2, m2 <<= 2) {
+    for (int j = 0; j < 32; ++j) {
+      int l1 = L[n + j];
+      int l2 = L[n + j + 32];
+      if (l1 > 15) {
+        l1 -= 16;
+        qh[j] |= m1;
+      }
+      if (l2 > 15) {
+        l2 -= 16;
+        qh[j] |= m2;
+      }
+      ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+    }
+  }
+}
+
+void dequantize_q5_k(const uint8_t* in, float* y) {
+  const float d = get_f16(in);
+  const float min = get_f16(in + 2);
+  const uint8_t* qh = in + 16;
+  const uint8_t* ql = in + 48;
+  uint8_t u1 = 1, u2 = 2;
+  for (int j = 0, is = 0; j < kQkK; j += 64, is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+    uint8_t s = 0, m = 0;
+    get_scale_min(is, in + 4, &s, &m);
+    const float d1 = d * s, m1 = min * m;
+    get_scale_min(is + 1, in + 4, &s, &m);
+    const float d2 = d * s, m2 = min * m;
+    for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+    for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
   }
 }
 

@@ -81,6 +81,7 @@ TEST(GgmlQuantsCompat, Q5_0) { expect_matches_llama(GgmlType::kQ5_0, "quantize_r
 TEST(GgmlQuantsCompat, Q5_1) { expect_matches_llama(GgmlType::kQ5_1, "quantize_row_q5_1_ref", "dequantize_row_q5_1"); }
 TEST(GgmlQuantsCompat, Q6_K) { expect_matches_llama(GgmlType::kQ6_K, "quantize_row_q6_K_ref", "dequantize_row_q6_K"); }
 TEST(GgmlQuantsCompat, Q4_K) { expect_matches_llama(GgmlType::kQ4_K, "quantize_row_q4_K_ref", "dequantize_row_q4_K"); }
+TEST(GgmlQuantsCompat, Q5_K) { expect_matches_llama(GgmlType::kQ5_K, "quantize_row_q5_K_ref", "dequantize_row_q5_K"); }
 
 }  // namespace
 }  // namespace mb
