@@ -7,3 +7,5 @@ scripts/install-deps.sh --test
 scripts/check-style.sh   # formatting and naming, before spending minutes on a build
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 600
+# Each parser of untrusted bytes gets a short fuzzing run under ASan+UBSan.
+scripts/fuzz.sh 20
