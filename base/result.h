@@ -4,7 +4,10 @@
 // An Error carries a code (which decides the process exit status), a
 // location (`file:line:col`, a tensor name, a step name: whatever lets the
 // user find the problem) and a message. Exceptions are never thrown across
-// module boundaries; cli/main.cc is the one place that catches any escapee.
+// module boundaries. The last net is cli::run() in cli/commands.cc, which
+// catches any std::exception that escapes a command on the main thread;
+// code on worker threads turns exceptions into errors with catch_all()
+// (base/parallel.h), because a throw there would end the process.
 #include <fmt/format.h>
 
 #include <cassert>

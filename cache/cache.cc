@@ -100,6 +100,12 @@ Result<std::unique_ptr<FileLock>> Cache::lock_step(const Digest& key) { return m
 
 Result<std::unique_ptr<FileLock>> Cache::try_lock_step(const Digest& key) { return m_fs.try_lock(lock_path(key)); }
 
+Result<std::optional<ActionEntry>> Cache::lookup(const Digest& key) {
+  MB_ASSIGN(auto entry, m_ac.lookup(key));
+  if (entry || m_fallback == nullptr) return entry;
+  return m_fallback->fetch(*this, key);
+}
+
 Result<fs::path> Cache::view(const ActionEntry& entry) {
   const fs::path dir = view_dir(entry.output_digest);
   if (is_materialized(m_fs, m_cas, entry, dir)) return dir;
@@ -162,6 +168,7 @@ Result<ActionEntry> Cache::commit(StagingDir& staging, std::string_view kind, nl
   std::sort(entry.outputs.begin(), entry.outputs.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
   entry.output_digest = tree_digest(tree_entries_of(entry.outputs));
   MB_TRY(m_ac.store(entry));  // the commit point
+  if (m_fallback != nullptr) MB_TRY(m_fallback->publish(*this, entry));
 
   Status removed = staging.abandon();
   if (!removed.ok()) {

@@ -24,6 +24,7 @@
 #include "base/reporter.h"
 #include "cache/action_cache.h"
 #include "cache/content_store.h"
+#include "cache/fallback_store.h"
 #include "cache/file_digests.h"
 #include "cache/gc.h"
 #include "cache/materialize.h"
@@ -55,7 +56,12 @@ class Cache {
   ActionCache& actions() { return m_ac; }
   FileDigestCache& file_digests() { return m_file_digests; }
 
-  Result<std::optional<ActionEntry>> lookup(const Digest& key) { return m_ac.lookup(key); }
+  // The local entry for key; on a local miss, the fallback store's (which it
+  // publishes locally first).
+  Result<std::optional<ActionEntry>> lookup(const Digest& key);
+  // Consulted on a local miss and fed after each commit (null: none). The
+  // store is borrowed and must outlive the Cache.
+  void set_fallback(FallbackStore* store) { m_fallback = store; }
 
   // Exclusive per-key lock at <root>/locks/<hex>.lock; released when the
   // returned object is destroyed or the process dies.
@@ -68,6 +74,7 @@ class Cache {
   // Stores every regular file under staging.dir() and writes the action entry
   // (the commit point), then removes the staging directory. Empty
   // directories are not recorded; a symlink or special file is an error.
+  // Then the fallback store, if any, is given the entry.
   // On error nothing is visible and the staging directory is left to its
   // owner (StagingDir removes it when destroyed).
   Result<ActionEntry> commit(StagingDir& staging, std::string_view kind, nlohmann::json report);
@@ -110,6 +117,7 @@ class Cache {
   ContentStore m_cas;
   ActionCache m_ac;
   FileDigestCache m_file_digests;
+  FallbackStore* m_fallback = nullptr;
 };
 
 }  // namespace mb

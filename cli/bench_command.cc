@@ -87,6 +87,17 @@ std::optional<double> retention_of(const BuildReport& report, const TargetPlan& 
   return std::nullopt;
 }
 
+// A candidate of a search as a plain target plan: its artifact, checks and marks.
+TargetPlan candidate_plan(const TargetPlan& tp, size_t k) {
+  TargetPlan one = tp;
+  const Candidate& cand = tp.candidates[k];
+  one.artifact = cand.artifact;
+  one.checks = cand.checks;
+  one.marks = cand.marks;
+  one.candidates.clear();
+  return one;
+}
+
 struct BenchContext {
   Session& s;
   const Plan& plan;
@@ -98,8 +109,10 @@ struct BenchContext {
 
 // Measures one configuration: its artifact (and run-time adapters) on its
 // gate's suite, or the fallback suite.
-Result<gate::BenchRow> measure_row(BenchContext& c, const std::string& name) {
-  const TargetPlan& tp = c.plan.targets.at(name);
+// A search's candidate is measured as a configuration of its own, named
+// "TARGET[candidate]"; `search` is the search's verdict on it.
+Result<gate::BenchRow> measure_row(BenchContext& c, const std::string& name, const TargetPlan& tp,
+                                   const CandidateResult* search = nullptr) {
   MB_ASSIGN(fs::path model_dir, input_path(c.s.recipe, c.report, *tp.artifact));
   gate::RunnerTarget target;
   target.model_dir = model_dir;
@@ -135,7 +148,10 @@ Result<gate::BenchRow> measure_row(BenchContext& c, const std::string& name) {
   row.total = int(verdict.cases.size());
   row.accuracy_source = cached ? "gate" : "bench";
   row.retention = retention_of(c.report, tp);
-  if (tp.marked(kGateMark) >= 0) {
+  if (search) {
+    row.gate = search->verdict == "passed" ? gate::GateOutcome::kPassed : gate::GateOutcome::kFailed;
+    row.failures = search->reasons;
+  } else if (tp.marked(kGateMark) >= 0) {
     row.gate = gate::GateOutcome::kPassed;
     for (const TargetResult& t : c.report.targets)
       if (t.name == name && t.state == TargetState::kFailed) {
@@ -237,15 +253,25 @@ int bench_command(const std::vector<std::string>& args) {
   BenchContext c{s, *plan, *report, **zygote, fallback_suite(s, suite_opt), runs};
   std::vector<gate::BenchRow> rows;
   int exit = 0;
-  for (const std::string& name : plan->requested) {
-    if (!plan->targets.at(name).artifact) continue;
-    auto row = measure_row(c, name);
+  auto add = [&](const std::string& name, const TargetPlan& tp, const CandidateResult* verdict) {
+    auto row = measure_row(c, name, tp, verdict);
     if (!row.ok()) {
       s.reporter->error(fmt::format("bench {}: {}", name, row.error().to_string()));
       exit = std::max(exit, exit_code_for(row.error().code));
-      continue;
+      return;
     }
     rows.push_back(std::move(*row));
+  };
+  for (const std::string& name : plan->requested) {
+    const TargetPlan& tp = plan->targets.at(name);
+    if (tp.artifact) add(name, tp, nullptr);
+    const TargetResult* t = find_target_result(*report, name);
+    for (size_t k = 0; t && k < tp.candidates.size() && k < t->candidates.size(); ++k) {
+      if (t->candidates[k].verdict == "untried") continue;  // never built: a smaller one passed
+      const bool chosen = static_cast<int>(k) == t->winner;
+      add(fmt::format("{}[{}]{}", name, tp.candidates[k].name, chosen ? " chosen" : ""), candidate_plan(tp, k),
+          &t->candidates[k]);
+    }
   }
   return std::max(write_outputs(s, g, rows, json_out, svg_out, markdown_out), exit);
 }

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/printing.h"
+#include "cli/remote_options.h"
 #include "graph/plan.h"
 #include "release/git_source.h"
 #include "release/lock_file.h"
@@ -20,6 +21,8 @@ int build_command(const std::vector<std::string>& args) {
   app.add_flag("-n,--dry-run", dry_run, "show what would run, run nothing");
   app.add_flag("--regate", regate, "re-run gates even when a verdict is cached");
   app.add_flag("--check", check, "rebuild without the cache and compare the bytes");
+  RemoteFlags remote_flags;
+  add_remote_options(app, remote_flags);
   if (int rc = parse_args(app, args); rc >= 0) return rc;
 
   auto session = open_session(g);
@@ -37,6 +40,9 @@ int build_command(const std::vector<std::string>& args) {
     if (auto lock = read_lock_file(*s.fs, lock_file_path(s.recipe.dir)); !lock.ok())
       return report_error(*s.reporter, lock.error());
 
+  auto remote = make_remote_cache(remote_flags, *s.reporter);
+  if (!remote.ok()) return report_error(*s.reporter, remote.error());
+  if (!dry_run) s.build.fallback = remote->get();
   Builder builder(*s.fs, *s.reporter, s.rules, s.build);
   // Every git pin is read before anything runs: a bad one is bad input.
   auto git = install_git_sources(*s.fs, s.recipe, *plan, builder);

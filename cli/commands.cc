@@ -50,7 +50,16 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
   app.add_option("-f,--file", g.file, "recipe file")->capture_default_str();
   app.add_option("-C,--directory", g.directory, "change to DIR before doing anything");
   app.add_option("--cache", g.cache_dir, "cache directory (default: $MODELBUILD_CACHE or .modelbuild/)");
-  app.add_option("-j,--jobs", g.jobs, "steps to run in parallel (default: number of cores)");
+  app.add_option("-j,--jobs", g.jobs, "steps to run in parallel (default: number of cores)")
+      ->check(CLI::Validator(  // -j 0 or -j -3 is a typo, not "unlimited"
+          [](std::string& v) -> std::string {
+            char* end = nullptr;
+            const long n = std::strtol(v.c_str(), &end, 10);
+            return end != v.c_str() && *end == 0 && n >= 1
+                       ? ""
+                       : "must be a whole number of steps, at least 1 (got " + v + ")";
+          },
+          "N>=1"));
   app.add_flag("-v,--verbose", g.verbose, "show debug messages");
   app.add_flag("--quiet", g.quiet, "show only warnings and errors");
   app.add_flag("--json", g.json, "emit machine-readable JSON events on stdout");
@@ -91,8 +100,9 @@ Result<Session> open_session(const GlobalOptions& g) {
     s.build.cache_dir = fs::absolute(env);
   else
     s.build.cache_dir = project / ".modelbuild";
-  // Per-project state (file digests, explain log) stays with the project even
-  // when the cache is shared.
+  // The explain log stays with the project even when the cache is shared;
+  // file digests live in the cache (<cache>/state/file-digests, see
+  // docs/cache-format.md), since they are keyed by the files' stat identity.
   s.build.state_dir = project / ".modelbuild" / "state";
   s.build.build_dir = project / "build";
   s.build.jobs = g.jobs;

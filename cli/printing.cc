@@ -1,7 +1,10 @@
 #include "cli/printing.h"
 
+#include <fmt/ranges.h>
+
 #include <cstdio>
 
+#include "release/target_record.h"
 #include "rules/gate.h"
 
 namespace mb::cli {
@@ -39,6 +42,34 @@ std::string format_gate_cases(const nlohmann::json& gate, bool failures_only) {
   return out;
 }
 
+// One line per candidate a search tried: its verdict and why, or the values
+// its checks read.
+std::string candidate_lines(const Plan& plan, const BuildReport& report, const TargetResult& t) {
+  std::string out;
+  const TargetPlan& tp = plan.targets.at(t.name);
+  for (size_t k = 0; k < t.candidates.size(); ++k) {
+    const CandidateResult& c = t.candidates[k];
+    if (c.verdict == "untried") continue;
+    out += fmt::format("\n  candidate {}: {}", c.name, c.verdict);
+    if (!c.reasons.empty()) {
+      out += ": " + c.reasons.front();
+      continue;
+    }
+    std::vector<std::string> values;
+    for (const Check& check : tp.candidates[k].checks) {
+      const auto& r = report.steps[static_cast<size_t>(check.step)].report;
+      const nlohmann::json::json_pointer ptr(check.pointer);
+      if (r.contains(ptr) && r[ptr].is_number())
+        values.push_back(check.percent ? fmt::format("{} {:.0f}%", check.what, 100 * r[ptr].get<double>())
+                                       : fmt::format("{} {:.3g}", check.what, r[ptr].get<double>()));
+    }
+    if (!values.empty()) out += fmt::format(" ({})", fmt::join(values, ", "));
+  }
+  return out;
+}
+
+namespace {}  // namespace
+
 void print_build_summary(Session& s, const Plan& plan, const BuildReport& report, const GlobalOptions& g) {
   if (g.json) {
     for (const auto& t : report.targets) {
@@ -58,7 +89,9 @@ void print_build_summary(Session& s, const Plan& plan, const BuildReport& report
         line = fmt::format("{}: {}", t.name, target_state_name(t.state));
         if (!t.path.empty()) line += " -> " + relative_to_cwd(t.path);
         if (!t.link_kind.empty()) line += fmt::format(" ({})", t.link_kind);
-        const int gate_step = plan.targets.at(t.name).marked(kGateMark);
+        const int gate_step = gate_step_of(plan, report, t.name);
+        if (t.winner >= 0) line += fmt::format(", chose {}", t.candidates[static_cast<size_t>(t.winner)].name);
+        line += candidate_lines(plan, report, t);
         if (gate_step >= 0) {
           const auto& gr = report.steps[gate_step].report;
           line += fmt::format(", gate passed: accuracy {:.0f}%", 100.0 * gr.value("accuracy", 0.0));
@@ -72,7 +105,8 @@ void print_build_summary(Session& s, const Plan& plan, const BuildReport& report
       case TargetState::kFailed: {
         std::string msg = fmt::format("{}: FAILED", t.name);
         for (const auto& f : t.failures) msg += "\n  - " + f;
-        const int gate_step = plan.targets.at(t.name).marked(kGateMark);
+        msg += candidate_lines(plan, report, t);
+        const int gate_step = gate_step_of(plan, report, t.name);
         if (gate_step >= 0) {
           const StepResult& gr = report.steps[gate_step];
           if (gr.state == StepState::kBuilt || gr.state == StepState::kCached) {

@@ -196,13 +196,20 @@ std::string render_svg(const std::vector<BenchRow>& rows) {
   }
 
   // Points first, then labels: a label goes right of its point (left near
-  // the right edge) and moves down a line while it would overlap a label
-  // already placed, since configurations often share a spot (two at 60%
+  // the right edge) and moves down a line while it would overlap a point or
+  // a label already placed, since configurations often share a spot (two at 60%
   // with nearly the same size).
   struct Box {
     double x0, x1, y0, y1;
   };
+  // Every point is placed before any label, so that a label never covers
+  // another configuration's point either (the example's "adapter (100%)"
+  // used to sit on fused_6bit's).
   std::vector<Box> boxes;
+  for (const BenchRow& r : rows) {
+    const double x = xpos(double(r.size_bytes)), y = ypos(r.accuracy);
+    boxes.push_back({x - 7, x + 7, y - 7, y + 7});
+  }
   std::string labels;
   for (const BenchRow& r : rows) {
     const double x = xpos(double(r.size_bytes)), y = ypos(r.accuracy);

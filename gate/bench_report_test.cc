@@ -110,6 +110,42 @@ TEST(BenchSvg, PointPositionsFollowSizeAndAccuracy) {
   EXPECT_EQ(fill["base"], fill["fused_4bit &lt;&amp;&quot;&apos;&gt;"]);
 }
 
+// The example's configurations, several near one spot: no label may cover a
+// point or another label (the chart once drew "adapter (100%)" over fused_6bit).
+TEST(BenchSvg, LabelsCoverNoPointAndNoOtherLabel) {
+  std::vector<BenchRow> rows = {row("base", 598'711, 0.6, GateOutcome::kNone),
+                                row("adapter", 916'628, 1.0, GateOutcome::kPassed),
+                                row("fused_f16", 1'880'000, 1.0, GateOutcome::kPassed),
+                                row("fused_8bit", 1'057'410, 1.0, GateOutcome::kPassed, 0.9),
+                                row("fused_6bit", 828'034, 1.0, GateOutcome::kPassed, 0.6),
+                                row("fused_auto", 713'346, 1.0, GateOutcome::kPassed, 0.16),
+                                row("fused_4bit", 598'658, 0.6, GateOutcome::kFailed, -0.11)};
+  const std::string svg = render_svg(rows);
+  struct Box {
+    double x0, x1, y0, y1;
+  };
+  std::vector<Box> points, labels;
+  std::regex point(R"re(<circle class="point" data-config="[^"]*" cx="([0-9.]+)" cy="([0-9.]+)" r="6")re");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), point); it != std::sregex_iterator(); ++it) {
+    const double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
+    points.push_back({x - 6, x + 6, y - 6, y + 6});
+  }
+  std::regex label(R"re(<text x="([0-9.]+)" y="([0-9.]+)" text-anchor="(start|end)">([^<]*\([0-9]+%\))</text>)re");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), label); it != std::sregex_iterator(); ++it) {
+    const double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
+    const double w = 6.5 * double((*it)[4].length());  // font-size 12 sans: under 7 units a character
+    labels.push_back((*it)[3] == "start" ? Box{x, x + w, y - 9, y + 2} : Box{x - w, x, y - 9, y + 2});
+  }
+  ASSERT_EQ(points.size(), rows.size());
+  ASSERT_EQ(labels.size(), rows.size());
+  auto overlap = [](const Box& a, const Box& b) { return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1; };
+  for (size_t i = 0; i < labels.size(); ++i) {
+    for (size_t j = 0; j < points.size(); ++j)
+      EXPECT_FALSE(overlap(labels[i], points[j])) << i << " covers point " << j;
+    for (size_t j = i + 1; j < labels.size(); ++j) EXPECT_FALSE(overlap(labels[i], labels[j])) << i << " and " << j;
+  }
+}
+
 TEST(BenchSvg, IsDeterministicAndHandlesNoRows) {
   EXPECT_EQ(render_svg(sample()), render_svg(sample()));
   const std::string empty = render_svg({});

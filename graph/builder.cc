@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "base/parallel.h"
 #include "cache/cache.h"
@@ -77,6 +78,12 @@ const char* target_state_name(TargetState s) {
   return "?";
 }
 
+const TargetResult* find_target_result(const BuildReport& report, const std::string& target) {
+  for (const auto& t : report.targets)
+    if (t.name == target) return &t;
+  return nullptr;
+}
+
 bool BuildReport::ok() const {
   for (const auto& t : targets)
     if (t.state == TargetState::kFailed) return false;
@@ -110,12 +117,15 @@ class Builder::Run {
 
   Result<BuildReport> go() {
     m_sources.hash_all(sources_read(m_plan));
-    std::vector<std::vector<int>> deps;
-    for (const auto& s : m_plan.steps) deps.push_back(s.deps());
+    std::vector<std::vector<int>> deps, after;
+    for (const auto& s : m_plan.steps) {
+      deps.push_back(s.deps());
+      after.push_back(s.after);
+    }
     const int jobs = resolve_threads(m_b.m_options.jobs);
     Scheduler scheduler(m_execute ? jobs : 1, m_b.m_options.keep_going || !m_execute);
     auto states = scheduler.run(
-        deps, [&](int i) { return run_step(i); }, [&](int i) { return m_checks.wanted(i); });
+        deps, [&](int i) { return run_step(i); }, [&](int i) { return m_checks.wanted(i); }, after);
     for (size_t i = 0; i < states.size(); ++i) {
       StepResult& r = m_report.steps[i];
       if (states[i] == NodeState::kSkipped && r.state == StepState::kPending) {
@@ -263,21 +273,26 @@ class Builder::Run {
     t.failures = m_checks.failures_of(name);
     const bool bad_verdict = !t.failures.empty();
     if (bad_verdict) t.failure_code = Errc::kGateFailed;
+    std::optional<InputRef> artifact = tp.artifact;
+    std::set<int> ignore_skips = search_results(tp, t, artifact);
+    t.artifact = artifact;
     bool any_built = false, any_stale = false;
     Errc step_error = Errc::kStepFailed;
     for (int s : m_plan.steps_for(name)) {
       const StepResult& r = m_report.steps[static_cast<size_t>(s)];
+      const bool skipped = r.state == StepState::kStale || r.state == StepState::kSkipped;
+      if (tp.candidates.empty() && (!ignore_skips.count(s) || !skipped)) t.steps.push_back(s);
       if (r.state == StepState::kFailed) {
         t.failures.push_back(fmt::format("step '{}' failed: {}", m_plan.steps[s].label, r.error));
         step_error = r.error_code;
         t.failure_code = exit_code_for(r.error_code) == 2 ? r.error_code : Errc::kStepFailed;
       }
       any_built |= r.state == StepState::kBuilt;
-      any_stale |= r.state == StepState::kStale || r.state == StepState::kSkipped;
+      if (!ignore_skips.count(s)) any_stale |= r.state == StepState::kStale || r.state == StepState::kSkipped;
     }
     if (!t.failures.empty()) {
       t.state = TargetState::kFailed;
-      if (m_execute) m_outputs.remove_if_stale(name, staleness(tp, bad_verdict, step_error));
+      if (m_execute) m_outputs.remove_if_stale(name, staleness(tp, artifact, bad_verdict, step_error));
     } else if (any_stale && m_execute) {
       t.state = TargetState::kFailed;
       t.failures.push_back("not built: the build stopped after an earlier failure (use -k to keep going)");
@@ -285,18 +300,60 @@ class Builder::Run {
       t.state = TargetState::kStale;
     } else {
       t.state = any_built ? TargetState::kBuilt : TargetState::kUpToDate;
-      if (tp.artifact) MB_TRY(place(tp, t));
+      if (artifact) MB_TRY(place(tp, *artifact, t));
     }
     m_report.targets.push_back(std::move(t));
     return {};
   }
 
+  // A searching target's candidates: fills t.candidates and t.winner, sets
+  // the artifact to the winner's, and returns the steps whose being skipped
+  // does not mean "not built" (rejected candidates' and those after the one
+  // that decides the search).
+  std::set<int> search_results(const TargetPlan& tp, TargetResult& t, std::optional<InputRef>& artifact) const {
+    std::set<int> ignore;
+    if (tp.candidates.empty()) return ignore;
+    const auto outcomes = m_checks.candidates_of(tp.name);
+    const auto& sets = m_checks.step_sets(tp.name);
+    t.winner = m_checks.winner(tp.name);
+    if (t.winner >= 0) artifact = tp.candidates[static_cast<size_t>(t.winner)].artifact;
+    bool deciding_seen = false;
+    t.steps.assign(sets.base.begin(), sets.base.end());
+    for (size_t k = 0; k < tp.candidates.size(); ++k) {
+      const auto& out = outcomes[k];
+      using V = TargetChecks::Verdict;
+      // Past the candidate that decides, nothing is part of this search, even
+      // if another target happened to build it: the report and the lock must
+      // not depend on what else was requested.
+      const bool beyond = deciding_seen;
+      t.candidates.push_back({tp.candidates[k].name,
+                              beyond                        ? "untried"
+                              : out.verdict == V::kPassed   ? "passed"
+                              : out.verdict == V::kRejected ? "rejected"
+                                                            : "untried",
+                              beyond ? std::vector<std::string>{} : out.reasons});
+      // The first candidate not rejected decides: its steps count in full.
+      const bool deciding = !deciding_seen && out.verdict != V::kRejected;
+      deciding_seen |= deciding;
+      if (!deciding) ignore.insert(sets.candidates[k].begin(), sets.candidates[k].end());
+      // The target's steps, in candidate order (not plan order, which
+      // depends on the other requested targets).
+      if (!beyond)
+        for (int s : sets.candidates[k]) {
+          const StepState st = m_report.steps[static_cast<size_t>(s)].state;
+          if (!ignore.count(s) || (st != StepState::kStale && st != StepState::kSkipped)) t.steps.push_back(s);
+        }
+    }
+    return ignore;
+  }
+
   // Whether a failed target's build/TARGET is known to be stale.
-  TargetOutputs::Staleness staleness(const TargetPlan& tp, bool bad_verdict, Errc step_error) const {
+  TargetOutputs::Staleness staleness(const TargetPlan& tp, const std::optional<InputRef>& artifact, bool bad_verdict,
+                                     Errc step_error) const {
     using S = TargetOutputs::Staleness;
     if (bad_verdict) return S::kBadVerdict;
-    if (tp.artifact && !tp.artifact->is_source()) {
-      const StepResult& a = m_report.steps[static_cast<size_t>(tp.artifact->step)];
+    if (artifact && !artifact->is_source()) {
+      const StepResult& a = m_report.steps[static_cast<size_t>(artifact->step)];
       if (a.state == StepState::kBuilt || a.state == StepState::kCached)
         return m_outputs.recorded_artifact_key(tp.name) == a.key ? S::kNotAboutTheArtifact : S::kOtherArtifact;
     }
@@ -314,15 +371,15 @@ class Builder::Run {
   }
 
   // Makes build/TARGET show the artifact, and writes its report.
-  Status place(const TargetPlan& tp, TargetResult& t) {
+  Status place(const TargetPlan& tp, const InputRef& artifact, TargetResult& t) {
     t.path = m_outputs.artifact_path(tp.name);
     if (!m_execute || !m_b.m_options.materialize) return {};
     std::optional<Digest> artifact_key;
-    if (tp.artifact->is_source()) {
-      MB_ASSIGN(auto src, m_sources.get(tp.artifact->source));
+    if (artifact.is_source()) {
+      MB_ASSIGN(auto src, m_sources.get(artifact.source));
       t.path = src.path;  // a source used as is: nothing to link
     } else {
-      const int s = tp.artifact->step;
+      const int s = artifact.step;
       const auto& entry = m_entries[static_cast<size_t>(s)];
       if (!entry) return make_error(Errc::kInternal, tp.name, "the artifact step has no cache entry");
       MB_ASSIGN(auto done, m_outputs.place(tp.name, *entry));
@@ -334,7 +391,7 @@ class Builder::Run {
 
   nlohmann::json target_report(const TargetPlan& tp, const TargetResult& t) const {
     nlohmann::json steps = nlohmann::json::array();
-    for (int s : m_plan.steps_for(tp.name)) {
+    for (int s : t.steps) {
       const StepResult& r = m_report.steps[static_cast<size_t>(s)];
       steps.push_back({{"step", m_plan.steps[s].label},
                        {"kind", m_plan.steps[s].kind},
@@ -342,7 +399,36 @@ class Builder::Run {
                        {"output", r.output_digest.hex()},
                        {"report", r.report}});
     }
-    return {{"target", tp.name}, {"artifact", t.path.string()}, {"steps", steps}};
+    nlohmann::json report = {{"target", tp.name}, {"artifact", t.path.string()}, {"steps", steps}};
+    if (!tp.candidates.empty()) report["search"] = search_report(tp, t);
+    return report;
+  }
+
+  // Every candidate tried: its verdict, why it was rejected, its artifact's
+  // bytes, and the value of each of its checks.
+  nlohmann::json search_report(const TargetPlan& tp, const TargetResult& t) const {
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t k = 0; k < tp.candidates.size(); ++k) {
+      const Candidate& c = tp.candidates[k];
+      nlohmann::json j = {{"candidate", c.name},
+                          {"verdict", t.candidates[k].verdict},
+                          {"reasons", t.candidates[k].reasons},
+                          {"winner", static_cast<int>(k) == t.winner}};
+      const auto* entry = c.artifact.is_source() ? nullptr : &m_entries[static_cast<size_t>(c.artifact.step)];
+      if (entry && *entry) {
+        const ActionEntry& e = **entry;
+        uint64_t bytes = 0;
+        for (const auto& f : e.outputs) bytes += f.size;
+        j["bytes"] = bytes;
+      }
+      for (const Check& check : c.checks) {
+        const auto& report = m_report.steps[static_cast<size_t>(check.step)].report;
+        const nlohmann::json::json_pointer ptr(check.pointer);
+        if (report.contains(ptr)) j["checks"][check.what] = report[ptr];
+      }
+      out.push_back(std::move(j));
+    }
+    return out;
   }
 
   Builder& m_b;
@@ -366,6 +452,7 @@ Status Builder::open() {
   if (m_cache) return {};
   m_cache = std::make_unique<Cache>(m_fs, m_options.cache_dir, m_reporter);
   MB_TRY(m_cache->init());
+  m_cache->set_fallback(m_options.fallback);
   MB_TRY(m_fs.create_dirs(m_options.state_dir));
   m_explain = std::make_unique<ExplainLog>(m_fs, m_options.state_dir / "explain.json", m_reporter);
   m_explain->load();

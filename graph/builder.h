@@ -40,6 +40,7 @@ namespace mb {
 class Cache;
 class FileDigestCache;
 class ExplainLog;
+class FallbackStore;
 
 struct BuildOptions {
   fs::path cache_dir;        // content store + action cache
@@ -52,6 +53,7 @@ struct BuildOptions {
   bool regate = false;    // re-run gate steps even when a verdict is cached
   bool use_cache = true;  // false: run every step, never read the action cache (--check)
   bool materialize = true;
+  FallbackStore* fallback = nullptr;  // the remote cache (cache/fallback_store.h); borrowed
 };
 
 enum class StepState { kPending, kCached, kBuilt, kFailed, kSkipped, kStale };
@@ -74,6 +76,13 @@ struct StepResult {
 enum class TargetState { kUpToDate, kBuilt, kFailed, kStale };
 const char* target_state_name(TargetState s);
 
+// What a search (TargetPlan::candidates) found out about one candidate.
+struct CandidateResult {
+  std::string name;
+  std::string verdict;               // "passed", "rejected", "untried"
+  std::vector<std::string> reasons;  // why it was rejected
+};
+
 struct TargetResult {
   std::string name;
   TargetState state = TargetState::kStale;
@@ -81,6 +90,13 @@ struct TargetResult {
   Errc failure_code = Errc::kStepFailed;
   fs::path path;          // materialized artifact (or the source it aliases)
   std::string link_kind;  // how it was materialized
+  // A target that searches: every candidate, and which one is the artifact.
+  std::vector<CandidateResult> candidates;
+  int winner = -1;
+  // The artifact (for a search, the winner's) and the steps that made the
+  // target: Plan::steps_for() without the candidates that never had to run.
+  std::optional<InputRef> artifact;
+  std::vector<int> steps;
 };
 
 struct BuildReport {
@@ -90,6 +106,9 @@ struct BuildReport {
   // The exit status: 0, or the worst failure's code.
   int exit_code() const;
 };
+
+// The result of `target` in `report`, or nullptr when it was not requested.
+const TargetResult* find_target_result(const BuildReport& report, const std::string& target);
 
 class Builder {
  public:

@@ -176,7 +176,7 @@ Plan two_target_plan() {
   TargetPlan a;
   a.name = "a";
   a.artifact = InputRef{"out", "", 0};
-  a.checks = {Check{0, "/score", 0.5, "score", false}};
+  a.checks = {Check{0, "/score", 0.5, false, "score", false}};
   TargetPlan b;
   b.name = "b";
   b.artifact = InputRef{"out", "", 1};
@@ -205,7 +205,7 @@ TEST_F(PhasesTest, AMissingMetricFailsClosedAndPercentagesReadAsPercent) {
   checks.after_step(0, {{"other", 1}});
   ASSERT_EQ(checks.failures_of("a").size(), 1u);
   EXPECT_NE(checks.failures_of("a")[0].find("reported no score (fails closed)"), std::string::npos);
-  Check pct{0, "/accuracy", 1.0, "accuracy", true};
+  Check pct{0, "/accuracy", 1.0, false, "accuracy", true};
   EXPECT_EQ(*failed_check(pct, {{"accuracy", 0.6}}, "gate t"),
             "accuracy 60% is below the required 100% (step 'gate t')");
   EXPECT_FALSE(failed_check(pct, {{"accuracy", 1.0}}, "gate t"));

@@ -71,6 +71,11 @@ class Planner : public TargetExpansion {
   Result<InputRef> resolve(const std::string& ref, const std::string& role) override {
     if (m_recipe.find_source(ref)) return InputRef{role, ref, -1};
     const TargetPlan& dep = m_plan.targets.at(ref);
+    if (!dep.candidates.empty())
+      return make_error(Errc::kInvalidInput, location().str(),
+                        "target '{}' uses '{}', whose artifact a search chooses when it is built (e.g. bits: auto); "
+                        "only a final target can search",
+                        target(), ref);
     if (!dep.artifact)
       return make_error(Errc::kInvalidInput, location().str(), "target '{}' uses '{}', which has no artifact", target(),
                         ref);
@@ -107,16 +112,24 @@ class Planner : public TargetExpansion {
   }
 
   Status add_check(int step, std::string_view field, double min) override {
+    MB_ASSIGN(Check c, make_check(step, field, min));
+    m_current.checks.push_back(std::move(c));
+    return {};
+  }
+
+  Result<Check> make_check(int step, std::string_view field, double min) override {
     const Step& s = m_plan.steps.at(static_cast<size_t>(step));
     const Rule* rule = m_registry.rule(s.kind);
     if (rule)
       for (const ReportField& f : rule->report_fields())
-        if (f.name == field) {
-          m_current.checks.push_back({step, f.pointer, min, f.name, f.percent});
-          return {};
-        }
+        if (f.name == field) return Check{step, f.pointer, min, f.lower_is_better, f.name, f.percent};
     return make_error(Errc::kInternal, s.label, "a check reads '{}', which step kind '{}' does not report", field,
                       s.kind);
+  }
+
+  void order_after(int step, int before) override {
+    std::vector<int>& after = m_plan.steps.at(static_cast<size_t>(step)).after;
+    if (step != before && std::find(after.begin(), after.end(), before) == after.end()) after.push_back(before);
   }
 
  private:
@@ -136,6 +149,11 @@ std::string input_text(const Plan& plan, const InputRef& in) {
 }  // namespace
 
 int TargetPlan::marked(std::string_view name) const {
+  auto it = marks.find(name);
+  return it == marks.end() ? -1 : it->second;
+}
+
+int Candidate::marked(std::string_view name) const {
   auto it = marks.find(name);
   return it == marks.end() ? -1 : it->second;
 }
@@ -171,6 +189,12 @@ std::vector<int> Plan::steps_for(const std::string& target) const {
       if (!in.is_source()) add(in.step);
     for (const auto& [mark, step] : tp.marks) add(step);
     for (const auto& c : tp.checks) add(c.step);
+    for (const Candidate& cand : tp.candidates) {
+      if (!cand.artifact.is_source()) add(cand.artifact.step);
+      for (const auto& c : cand.checks) add(c.step);
+      for (const auto& [mark, step] : cand.marks) add(step);
+      for (int s : cand.steps) add(s);
+    }
   }
   return {needed.begin(), needed.end()};
 }
@@ -191,6 +215,7 @@ std::string plan_to_text(const Plan& plan) {
   std::string out;
   for (const auto& s : plan.steps) {
     out += fmt::format("#{} {} [{}] {}\n", s.index, s.kind, s.label, s.params.dump());
+    for (int a : s.after) out += fmt::format("    after #{}\n", a);
     for (const auto& in : s.inputs) out += fmt::format("    <- {}\n", input_text(plan, in));
   }
   for (const auto& name : plan.requested) {
@@ -198,6 +223,12 @@ std::string plan_to_text(const Plan& plan) {
     std::string art = !tp.artifact               ? "-"
                       : tp.artifact->is_source() ? "source " + tp.artifact->source
                                                  : fmt::format("#{}", tp.artifact->step);
+    if (!tp.candidates.empty()) {
+      art = "the first of";
+      for (const Candidate& c : tp.candidates)
+        art += fmt::format(" {}", c.artifact.is_source() ? c.artifact.source : fmt::format("#{}", c.artifact.step));
+      art += " whose checks pass";
+    }
     out += fmt::format("target {}: artifact {}", name, art);
     if (!tp.runtime_inputs.empty()) out += fmt::format(" + {} run-time input(s)", tp.runtime_inputs.size());
     for (const auto& [mark, step] : tp.marks)
@@ -212,6 +243,7 @@ std::string plan_to_dot(const Plan& plan) {
   std::set<std::string> sources;
   for (const auto& s : plan.steps) {
     out += fmt::format("  s{} [shape=box, label=\"{}\\n{}\"];\n", s.index, s.kind, s.label);
+    for (int a : s.after) out += fmt::format("  s{} -> s{} [style=dotted, arrowhead=none];\n", a, s.index);
     for (const auto& in : s.inputs) {
       if (in.is_source()) {
         if (sources.insert(in.source).second)
@@ -234,6 +266,9 @@ std::string plan_to_dot(const Plan& plan) {
     for (const auto& [mark, step] : tp.marks)
       if (!tp.artifact || tp.artifact->step != step)
         out += fmt::format("  s{} -> \"target:{}\" [style=dashed];\n", step, name);
+    for (const Candidate& c : tp.candidates)
+      if (!c.artifact.is_source())
+        out += fmt::format("  s{} -> \"target:{}\" [style=dotted, label=\"{}\"];\n", c.artifact.step, name, c.name);
   }
   out += "}\n";
   return out;

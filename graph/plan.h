@@ -38,6 +38,10 @@ struct Step {
   std::vector<InputRef> inputs;
   std::string label;  // "fuse fused_8bit", for people
   std::string slot;   // "fused_8bit/fuse": stable name under which explain remembers it
+  // Order-only edges: the step starts after these have finished, however
+  // they ended (ninja's `||`). Not part of its key; the candidates of a
+  // search (below) are ordered this way.
+  std::vector<int> after;
   std::vector<int> deps() const;
 };
 
@@ -46,17 +50,34 @@ struct Step {
 // taken from the ReportField the step's rule declares.
 struct Check {
   int step = -1;
-  std::string pointer;  // "/accuracy", "/retention/retained"
-  double min = 0;
+  std::string pointer;   // "/accuracy", "/retention/retained"
+  double min = 0;        // the threshold: the value must be at least this,
+  bool at_most = false;  // ... or, for a lower-is-better field, at most this
   std::string what;      // the field's name: "accuracy", "delta retention"
   bool percent = false;  // say the figures as percentages (a fraction of cases)
+};
+
+// One alternative of a target that searches (e.g. `bits: auto`): an artifact
+// and the checks it must pass. A failing check rejects the candidate, not the
+// target.
+struct Candidate {
+  std::string name;  // for people: "4-bit gs64"
+  InputRef artifact;
+  std::vector<Check> checks;
+  std::map<std::string, int, std::less<>> marks;
+  std::vector<int> steps;  // the steps it needs beyond the target's own (artifact, checks, marks)
+  int marked(std::string_view name) const;
 };
 
 struct TargetPlan {
   std::string name;
   std::string kind;  // the TargetKind's name
-  // The artifact: a step's output, or a source used as is.
+  // The artifact: a step's output, or a source used as is. Unset for a
+  // target with candidates, whose artifact is found by the build: the first
+  // candidate (in order) whose checks all pass. Candidates run one after
+  // another (order-only edges), and those after the winner never run.
   std::optional<InputRef> artifact;
+  std::vector<Candidate> candidates;
   // What a user of the artifact must also read (adapters a model applies at
   // run time); such a target has no single artifact directory.
   std::vector<InputRef> runtime_inputs;

@@ -66,6 +66,8 @@ struct ReportField {
   std::string name;      // what recipes and messages call it: "accuracy"
   std::string pointer;   // JSON pointer into the report: "/accuracy"
   bool percent = false;  // say it as a percentage (a fraction of cases)
+  // A threshold on this field is a maximum, not a minimum (a divergence).
+  bool lower_is_better = false;
 };
 
 class Rule {

@@ -32,13 +32,21 @@ Result<fs::path> SourceDigests::path(const std::string& name) const {
 
 Result<SourceDigests::Source> SourceDigests::compute(const std::string& name, int threads) {
   {
-    std::lock_guard<std::mutex> lock(m_mu);
+    std::unique_lock<std::mutex> lock(m_mu);
+    m_done.wait(lock, [&] { return !m_in_flight.count(name); });
     if (auto it = m_known.find(name); it != m_known.end()) return it->second;
+    m_in_flight.insert(name);
   }
-  MB_ASSIGN(fs::path p, path(name));
-  MB_ASSIGN(Digest d, m_digests.digest_of_tree(p, threads));
+  auto hashed = [&]() -> Result<Source> {
+    MB_ASSIGN(fs::path p, path(name));
+    MB_ASSIGN(Digest d, m_digests.digest_of_tree(p, threads));
+    return Source{p, d};
+  }();
   std::lock_guard<std::mutex> lock(m_mu);
-  return m_known.emplace(name, Source{p, d}).first->second;
+  m_in_flight.erase(name);
+  m_done.notify_all();
+  if (!hashed.ok()) return hashed;
+  return m_known.emplace(name, *hashed).first->second;
 }
 
 std::map<std::string, Digest> SourceDigests::files(const std::string& name) {

@@ -12,9 +12,11 @@
 //
 // Thread-safe: get(), path() and files() may be called from the builder's
 // worker threads at once.
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +56,10 @@ class SourceDigests {
   int m_threads;
   std::mutex m_mu;
   std::map<std::string, Source> m_known;  // guarded by m_mu
+  // Sources some thread is hashing now: others wait for it rather than hash
+  // the same gigabytes again (errors are not memoized, so a waiter retries).
+  std::set<std::string> m_in_flight;  // guarded by m_mu
+  std::condition_variable m_done;
 };
 
 }  // namespace mb

@@ -105,8 +105,13 @@ class TargetExpansion {
   // The plan being built: set artifact, runtime_inputs and marks here.
   virtual TargetPlan& plan() = 0;
   // A threshold: the report field `field` (one the step's rule declares) of
-  // `step` must be at least `min` each time the target is built.
+  // `step` must be at least `min` each time the target is built (at most, for
+  // a field the rule says is lower-is-better).
   virtual Status add_check(int step, std::string_view field, double min) = 0;
+  // The same check, for a candidate's own list (Candidate::checks).
+  virtual Result<Check> make_check(int step, std::string_view field, double min) = 0;
+  // An order-only edge: `step` starts after `before` has finished.
+  virtual void order_after(int step, int before) = 0;
 };
 
 // A source's path on disk (a git pin already resolved), for preflight(); an

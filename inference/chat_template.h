@@ -1,6 +1,6 @@
 #pragma once
 // ChatML prompts exactly as Qwen2.5's chat template renders them
-// (docs: gguf-peft-qwen2.md §5.1-5.3), without a Jinja engine: framing, the
+// (docs/formats/chat-template.md §1-§3), without a Jinja engine: framing, the
 // default system message, the "# Tools" system block, assistant tool calls
 // as <tool_call> JSON, and tool results grouped into a user turn inside
 // <tool_response> tags.

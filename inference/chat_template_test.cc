@@ -1,5 +1,5 @@
-// Expected prompts are spelled out in full: §5.1 and §5.2 of
-// gguf-peft-qwen2.md byte for byte, the rest written from the rules of §5.3
+// Expected prompts are spelled out in full: §1 and §2 of
+// docs/formats/chat-template.md byte for byte, the rest written from the rules of §3
 // (and checked against the Qwen2.5 Jinja template while writing them).
 #include "inference/chat_template.h"
 

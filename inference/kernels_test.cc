@@ -11,7 +11,7 @@
 namespace mb::inference {
 namespace {
 
-// An LSB-first bitstream packer (mlx-formats §2.1), independent of the
+// An LSB-first bitstream packer (docs/formats/mlx-quantization.md §4), independent of the
 // kernels' unpacking code.
 std::vector<uint8_t> pack_codes(const std::vector<int>& codes, int bits) {
   std::vector<uint8_t> out((codes.size() * bits + 7) / 8, 0);
@@ -47,7 +47,7 @@ uint16_t to_f16(float f) {  // normal range only, truncating: good enough for te
 }
 
 TEST(Kernels, PackerMatchesMlxTestVectors) {
-  // mlx-formats.md §2.4: 32 codes q_i = i mod 2^b.
+  // docs/formats/mlx-quantization.md §5.1: 32 codes q_i = i mod 2^b.
   auto words = [](int bits) {
     std::vector<int> codes(32);
     for (int i = 0; i < 32; ++i) codes[i] = i % (1 << bits);

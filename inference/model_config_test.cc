@@ -10,7 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-// Qwen2.5-0.5B-Instruct's config.json (gguf-peft-qwen2.md §3.1).
+// Qwen2.5-0.5B-Instruct's config.json (docs/formats/qwen2-forward.md §1).
 json qwen25() {
   return json::parse(R"({
     "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
@@ -124,7 +124,7 @@ TEST(ModelConfig, Llama3RopeScaling) {
   auto f = rope_inv_freq(c->rope, 64);
   auto base = rope_inv_freq(RopeConfig{RopeConfig::Type::kDefault, 500000.0}, 64);
   ASSERT_EQ(f.size(), 32u);
-  // gguf-peft-qwen2.md §3.5: wavelengths below 8192/4 keep their frequency,
+  // docs/formats/qwen2-forward.md §5: wavelengths below 8192/4 keep their frequency,
   // above 8192/1 are divided by the factor, in between are blended.
   int kept = 0, divided = 0, blended = 0;
   for (size_t i = 0; i < f.size(); ++i) {

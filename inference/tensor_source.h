@@ -33,7 +33,7 @@ struct QuantParams {
   int group_size = 64;
 };
 
-// config.json "quantization" as mlx-lm applies it (mlx-formats.md §3.3): a
+// config.json "quantization" as mlx-lm applies it (docs/formats/mlx-lm-layout.md §2): a
 // per-module entry wins (false = not quantized); otherwise a module is
 // quantized with the top-level parameters iff "<module>.scales" exists.
 class QuantRule {

@@ -1,6 +1,6 @@
 #pragma once
 // Tokenizer: byte-level BPE loaded from a Hugging Face tokenizer.json, as
-// Qwen2/Qwen2.5 (and GPT-2, Llama 3) ship it. docs: gguf-peft-qwen2.md §4.
+// Qwen2/Qwen2.5 (and GPT-2, Llama 3) ship it. docs/formats/tokenizer.md.
 //
 // Encoding: added tokens are cut out of the raw text first (leftmost-
 // longest); the text between them is NFC-normalized when the file asks for it

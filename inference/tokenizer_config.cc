@@ -1,5 +1,5 @@
 // tokenizer_config.json, config.json and generation_config.json: which
-// tokens begin and end a sequence. docs: gguf-peft-qwen2.md §2.10, §4.4, §5.4.
+// tokens begin and end a sequence. docs/formats/tokenizer.md §4.
 #include <nlohmann/json.hpp>
 #include <set>
 

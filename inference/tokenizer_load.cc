@@ -347,7 +347,7 @@ class TokenizerLoader {
     t.id_bytes.assign(n, std::string());
     t.id_flags.assign(n, 0);
     for (size_t id = 0; id < n; ++id) t.id_bytes[id] = byte_level_decode(t.id_to_token[id]);
-    // Added tokens decode to their content as written (spec §4.6), also
+    // Added tokens decode to their content as written (docs/formats/tokenizer.md §6), also
     // when they share an id with a vocabulary entry.
     for (const AddedToken& a : t.added) {
       t.id_bytes[a.id] = a.content;

@@ -5,7 +5,7 @@
 // b (so " " is id 32, "Ġ" in vocabulary form). Merged tokens start at 256
 // and are listed in kTestMerges, in rank order, with their ids. Added
 // tokens are 300..307. The byte-level characters are computed here straight
-// from the rule in gguf-peft-qwen2.md §4.2, independently of
+// from the rule in docs/formats/tokenizer.md §2, independently of
 // tokenizer_unicode.cc.
 #include <nlohmann/json.hpp>
 #include <string>
@@ -14,7 +14,7 @@
 
 namespace mb::inference::test {
 
-// Qwen2's split regex, as in tokenizer.json before JSON escaping (§4.3).
+// Qwen2's split regex, as in tokenizer.json before JSON escaping (tokenizer.md §3).
 inline constexpr const char* kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 

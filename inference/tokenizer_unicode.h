@@ -11,7 +11,7 @@
 
 namespace mb::inference {
 
-// GPT-2's table (spec §4.2): bytes 0x21-0x7E, 0xA1-0xAC and 0xAE-0xFF map to
+// GPT-2's table (docs/formats/tokenizer.md §2): bytes 0x21-0x7E, 0xA1-0xAC and 0xAE-0xFF map to
 // the code point of the same value; the other 68 bytes, in increasing order,
 // map to U+0100, U+0101, ...
 char32_t byte_to_code_point(uint8_t byte);

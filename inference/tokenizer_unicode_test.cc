@@ -8,7 +8,7 @@ namespace mb::inference {
 namespace {
 
 TEST(TokenizerUnicodeTest, ByteTableExamplesFromTheSpec) {
-  // gguf-peft-qwen2.md §4.2.
+  // docs/formats/tokenizer.md §2.
   EXPECT_EQ(byte_to_code_point(0x00), U'\u0100');  // Ā
   EXPECT_EQ(byte_to_code_point(0x09), U'\u0109');  // ĉ
   EXPECT_EQ(byte_to_code_point(0x0A), U'\u010A');  // Ċ

@@ -90,7 +90,11 @@ Result<CheckResult> check_reproducible(FileSystem& fs, Reporter& reporter, const
   fresh_opts.build_dir = scratch / "build";
   fresh_opts.use_cache = false;
   fresh_opts.materialize = false;
-  reporter.info("--check: rebuilding every step without the cache");
+  // The reference side is the digests the cache recorded when each output
+  // was stored; its blobs are not re-hashed here (`cache verify` does that).
+  reporter.info(
+      "--check: rebuilding every step without the cache, comparing the new outputs' digests with the digests the "
+      "cache recorded for them (the cached bytes themselves are checked by `modelbuild cache verify`)");
   Builder fresh(fs, reporter, rules, fresh_opts);
   // The pinned sources are already in the main cache: read them from there.
   fresh.git_resolver = reference.git_resolver;

@@ -56,7 +56,9 @@ Result<bool> write_lock_after_build(Builder& builder, const Recipe& recipe, cons
   nlohmann::json records = nlohmann::json::object();
   for (const auto& name : plan.requested) {
     bool steps_ok = true;
-    for (int s : plan.steps_for(name)) {
+    // A search's untried candidates never run: only the winner's steps count.
+    const TargetResult* result = find_target_result(report, name);
+    for (int s : result && !result->steps.empty() ? result->steps : plan.steps_for(name)) {
       StepState st = report.steps[s].state;
       steps_ok = steps_ok && (st == StepState::kBuilt || st == StepState::kCached);
     }

@@ -26,8 +26,9 @@ void add_reports(nlohmann::json& m, const Plan& plan, const BuildReport& report,
                  const GateVerdict& v) {
   m["gate"] = {{"accuracy", v.accuracy}, {"min_accuracy", v.min_accuracy}, {"passed", v.passed}, {"report", v.report}};
   nlohmann::json metrics = nlohmann::json::object();
-  const int gate_step = plan.targets.at(target).marked(kGateMark);
-  for (int s : plan.steps_for(target)) {
+  const int gate_step = gate_step_of(plan, report, target);
+  const TargetResult* result = find_target_result(report, target);
+  for (int s : result ? result->steps : plan.steps_for(target)) {
     if (s == gate_step || report.steps[s].report.empty()) continue;
     metrics[plan.steps[s].label] = report.steps[s].report;
   }
@@ -41,7 +42,8 @@ Result<ReleaseSummary> release_target(FileSystem& fs, Reporter& reporter, const 
                                       const ReleaseOptions& options) {
   ReleaseSummary summary;
   MB_ASSIGN(Plan plan, make_plan(recipe, rules, {target}));
-  if (plan.targets.at(target).marked(kGateMark) < 0)
+  const TargetPlan& tp = plan.targets.at(target);
+  if (tp.marked(kGateMark) < 0 && tp.candidates.empty())
     return make_error(Errc::kInvalidInput, target,
                       "target '{}' has no gate; only gated targets can be released (add gate: {{suite: …}})", target);
   if (options.sign_key) {

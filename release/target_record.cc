@@ -49,13 +49,23 @@ Result<std::pair<Digest, uint64_t>> digest_and_size(Builder& builder, const fs::
 
 std::string digest_string_of(const Digest& d) { return "sha256:" + d.hex(); }
 
+int gate_step_of(const Plan& plan, const BuildReport& report, const std::string& target) {
+  const TargetPlan& tp = plan.targets.at(target);
+  if (tp.candidates.empty()) return tp.marked(kGateMark);
+  const TargetResult* t = find_target_result(report, target);
+  return t && t->winner >= 0 ? tp.candidates[static_cast<size_t>(t->winner)].marked(kGateMark) : -1;
+}
+
 GateVerdict gate_verdict(const Plan& plan, const BuildReport& report, const std::string& target) {
   GateVerdict v;
   const TargetPlan& tp = plan.targets.at(target);
-  const int gate_step = tp.marked(kGateMark);
-  if (gate_step < 0) return v;
+  const int gate_step = gate_step_of(plan, report, target);
+  if (gate_step < 0 && tp.candidates.empty()) return v;
   v.present = true;
-  for (const auto& c : tp.checks)
+  if (gate_step < 0) return v;  // a search that found nothing: not ran, not passed
+  std::vector<Check> checks = tp.checks;
+  for (const Candidate& c : tp.candidates) checks.insert(checks.end(), c.checks.begin(), c.checks.end());
+  for (const auto& c : checks)
     if (c.step == gate_step && c.what == kAccuracy) v.min_accuracy = c.min;
   const StepResult& r = report.steps[gate_step];
   v.ran = r.state == StepState::kBuilt || r.state == StepState::kCached;
@@ -71,18 +81,19 @@ GateVerdict gate_verdict(const Plan& plan, const BuildReport& report, const std:
 Result<ArtifactFiles> artifact_files(Builder& builder, const Recipe& recipe, const Plan& plan,
                                      const BuildReport& report, const std::string& target,
                                      const std::map<std::string, ResolvedGit>& git) {
-  const TargetPlan& tp = plan.targets.at(target);
+  const TargetResult* result = find_target_result(report, target);
+  const std::optional<InputRef> artifact = result ? result->artifact : plan.targets.at(target).artifact;
   ArtifactFiles out;
-  if (!tp.artifact) return make_error(Errc::kInvalidInput, target, "target '{}' has no artifact", target);
-  if (!tp.artifact->is_source()) {
-    const StepResult& r = report.steps[tp.artifact->step];
+  if (!artifact) return make_error(Errc::kInvalidInput, target, "target '{}' has no artifact", target);
+  if (!artifact->is_source()) {
+    const StepResult& r = report.steps[artifact->step];
     MB_ASSIGN(auto entry, builder.cache().actions().lookup(r.key));
     if (!entry) return make_error(Errc::kInternal, target, "the cache entry of target '{}' vanished", target);
     out.dir = r.view;
     for (const auto& f : entry->outputs) out.files[f.path] = {f.digest, f.size};
     return out;
   }
-  const SourceDecl* src = recipe.find_source(tp.artifact->source);
+  const SourceDecl* src = recipe.find_source(artifact->source);
   out.in_cache = false;
   fs::path path = source_path(*src, git);
   MB_ASSIGN(FileStat st, builder.cache().fs().stat(path));
@@ -120,7 +131,8 @@ Result<nlohmann::json> describe_target(Builder& builder, const Recipe& recipe, c
 
   bool all_ok = true;
   nlohmann::json steps = nlohmann::json::array();
-  for (int s : plan.steps_for(target)) {
+  const TargetResult* result = find_target_result(report, target);
+  for (int s : result ? result->steps : plan.steps_for(target)) {
     const StepResult& r = report.steps[s];
     bool ok = r.state == StepState::kBuilt || r.state == StepState::kCached;
     all_ok = all_ok && ok;
@@ -149,10 +161,16 @@ Result<nlohmann::json> describe_target(Builder& builder, const Recipe& recipe, c
   else
     j["gate"] = {{"accuracy", v.accuracy}, {"min_accuracy", v.min_accuracy}, {"passed", v.passed}};
 
-  bool failed = false;
-  for (const auto& t : report.targets)
-    if (t.name == target && t.state == TargetState::kFailed) failed = true;
-  j["state"] = failed ? "failed" : "ok";
+  if (result && !result->candidates.empty()) {
+    // A search: which candidate won, and what each one tried said.
+    nlohmann::json candidates = nlohmann::json::array();
+    for (const CandidateResult& c : result->candidates)
+      candidates.push_back({{"candidate", c.name}, {"verdict", c.verdict}, {"reasons", c.reasons}});
+    j["search"] = {{"winner", result->winner >= 0 ? nlohmann::json(result->candidates[result->winner].name)
+                                                  : nlohmann::json(nullptr)},
+                   {"candidates", candidates}};
+  }
+  j["state"] = result && result->state == TargetState::kFailed ? "failed" : "ok";
   return j;
 }
 

@@ -33,6 +33,8 @@ struct GateVerdict {
   double min_accuracy = 1.0;
   nlohmann::json report;  // the gate step's full report
 };
+// The step holding the target's gate verdict (a search's: the winner's), or -1.
+int gate_step_of(const Plan& plan, const BuildReport& report, const std::string& target);
 GateVerdict gate_verdict(const Plan& plan, const BuildReport& report, const std::string& target);
 
 // The artifact's files: relative path -> (digest, size), and the directory

@@ -74,8 +74,8 @@ Result<std::optional<GateDecl>> parse_gate(TargetReader& r) {
   return std::optional<GateDecl>(std::move(gate));
 }
 
-Status expand_gate(TargetExpansion& x, const GateDecl& gate, const InputRef& model,
-                   const std::vector<InputRef>& runtime_adapters) {
+Result<GateStep> add_gate_step(TargetExpansion& x, const GateDecl& gate, const InputRef& model,
+                               const std::vector<InputRef>& runtime_adapters, const std::string& role) {
   MB_ASSIGN(InputRef suite, x.resolve(gate.suite, "suite"));
   std::vector<InputRef> in = {model};
   in.front().role = "model";
@@ -87,9 +87,18 @@ Status expand_gate(TargetExpansion& x, const GateDecl& gate, const InputRef& mod
   in.push_back(suite);
   // Thresholds are checks, not params: changing min_accuracy re-checks the
   // cached verdict instead of re-running the suite.
-  const int step = x.add_step("gate", {{"runner", gate.runner}}, in, "gate");
-  x.plan().marks[kGateMark] = step;
-  return x.add_check(step, kAccuracy, gate.min_accuracy);
+  GateStep g;
+  g.step = x.add_step("gate", {{"runner", gate.runner}}, in, role);
+  MB_ASSIGN(g.accuracy, x.make_check(g.step, kAccuracy, gate.min_accuracy));
+  return g;
+}
+
+Status expand_gate(TargetExpansion& x, const GateDecl& gate, const InputRef& model,
+                   const std::vector<InputRef>& runtime_adapters) {
+  MB_ASSIGN(GateStep g, add_gate_step(x, gate, model, runtime_adapters, "gate"));
+  x.plan().marks[kGateMark] = g.step;
+  x.plan().checks.push_back(g.accuracy);
+  return {};
 }
 
 Status GateRule::check_params(const nlohmann::json& params) const {

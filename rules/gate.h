@@ -50,8 +50,18 @@ Result<std::optional<GateDecl>> parse_gate(TargetReader& reader);
 // YAML file.
 Result<fs::path> suite_file_of(const FileSystem& fs, fs::path suite);
 
-// Adds the gate step on `model` (and the run-time adapters) and its
-// accuracy check, and marks it kGateMark.
+// The gate step on `model` (and the run-time adapters), named `role`, and its
+// accuracy check (not yet added to the target: a search's candidates keep
+// their own).
+struct GateStep {
+  int step = -1;
+  Check accuracy;
+};
+Result<GateStep> add_gate_step(TargetExpansion& x, const GateDecl& gate, const InputRef& model,
+                               const std::vector<InputRef>& runtime_adapters, const std::string& role);
+
+// add_gate_step() for the target itself: adds the check and marks the step
+// kGateMark.
 Status expand_gate(TargetExpansion& x, const GateDecl& gate, const InputRef& model,
                    const std::vector<InputRef>& runtime_adapters);
 

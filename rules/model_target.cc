@@ -1,5 +1,7 @@
 #include "rules/model_target.h"
 
+#include <algorithm>
+
 #include "rules/fuse.h"
 #include "rules/model_params.h"
 #include "rules/model_preflight.h"
@@ -19,8 +21,46 @@ Status parse_fusion(TargetReader& r, ModelSpec& m) {
   return {};
 }
 
+// The default candidates of bits: auto (issue and docs: the widths the
+// seeds asked about, each at the group size MLX uses for it).
+const std::vector<std::pair<int, int>> kDefaultCandidates = {{3, 32}, {4, 32}, {4, 64}, {5, 64}, {6, 64}, {8, 64}};
+
+// Bits per weight of a quantized matrix: the codes, plus a 16-bit scale and
+// bias per group (the estimate the search orders candidates by).
+double bits_per_weight(const std::pair<int, int>& c) { return c.first + 32.0 / c.second; }
+
+Status parse_candidates(TargetReader& r, ModelSpec& m) {
+  m.candidates = kDefaultCandidates;
+  if (!r.has_own("candidates")) return {};
+  const YAML::Node list = r.get("candidates");
+  const YamlReader& y = r.yaml();
+  if (!list.IsSequence() || list.size() == 0)
+    return r.error("candidates", "'candidates' must be a non-empty list of [bits, group_size] pairs");
+  m.candidates.clear();
+  for (const YAML::Node& pair : list) {
+    if (!pair.IsSequence() || pair.size() != 2)
+      return y.error(pair, "a candidate is a [bits, group_size] pair, e.g. [4, 64]");
+    MB_ASSIGN(int64_t bits, y.integer(pair[0], "bits"));
+    MB_ASSIGN(int64_t gs, y.integer(pair[1], "group_size"));
+    if (std::find(kBits.begin(), kBits.end(), bits) == kBits.end())
+      return y.error(pair[0], fmt::format("a candidate's bits must be 2, 3, 4, 5, 6 or 8, got {}", bits));
+    if (gs != 32 && gs != 64 && gs != 128)
+      return y.error(pair[1], fmt::format("a candidate's group size must be 32, 64 or 128, got {}", gs));
+    const std::pair<int, int> c{static_cast<int>(bits), static_cast<int>(gs)};
+    if (std::find(m.candidates.begin(), m.candidates.end(), c) != m.candidates.end())
+      return y.error(pair, fmt::format("candidate [{}, {}] is listed twice", bits, gs));
+    m.candidates.push_back(c);
+  }
+  return {};
+}
+
 Status parse_bits(TargetReader& r, ModelSpec& m) {
-  if (YAML::Node b = r.get("bits"); b && !b.IsNull() && !(b.IsScalar() && b.Scalar() == "none")) {
+  if (YAML::Node b = r.get("bits"); b && b.IsScalar() && b.Scalar() == "auto") {
+    m.auto_bits = true;
+    MB_TRY(parse_candidates(r, m));
+  } else if (r.has_own("candidates")) {
+    return r.error("candidates", "'candidates' is for bits: auto");
+  } else if (b && !b.IsNull() && !(b.IsScalar() && b.Scalar() == "none")) {
     MB_ASSIGN(int64_t bits, r.integer("bits"));
     if (std::find(kBits.begin(), kBits.end(), bits) == kBits.end())
       return r.error("bits", fmt::format("bits must be 2, 3, 4, 5, 6, 8 or none, got {}", bits));
@@ -64,6 +104,24 @@ Status check_combination(const TargetReader& r, const ModelSpec& m) {
     return r.error("bits", fmt::format("target '{}': fusion: inplace keeps the base's own bits and group "
                                        "size; remove 'bits' or use fusion: dequantize",
                                        name));
+  // A threshold nothing measures would pass silently: retention is measured
+  // where adapters are fused into quantized weights. (From `defaults:` it
+  // applies to the targets that fuse and is no error on the others.)
+  const bool own_retention =
+      r.has_own("min_delta_retention") || (r.has_own("gate") && m.gate && m.gate->min_delta_retention);
+  if (own_retention && (m.adapters.empty() || m.fusion == Fusion::kNone))
+    return r.error(r.has_own("min_delta_retention") ? "min_delta_retention" : "gate",
+                   fmt::format("target '{}': min_delta_retention measures how much of the adapters' weight change "
+                               "the quantized weights keep, and this target fuses no adapters",
+                               name));
+  if (m.auto_bits && (m.fusion != Fusion::kDequantize || m.adapters.empty()))
+    return r.error("bits", fmt::format("target '{}': bits: auto searches the bits to fuse into, so it needs adapters "
+                                       "and fusion: dequantize",
+                                       name));
+  if (m.auto_bits && !m.gate)
+    return r.error("bits", fmt::format("target '{}': bits: auto keeps the smallest candidate that passes the gate, so "
+                                       "it needs a gate",
+                                       name));
   if (m.fusion == Fusion::kNone && !m.adapters.empty() && m.bits)
     return r.error(r.has_own("bits") ? "bits" : "", fmt::format("target '{}': fusion: none applies the adapters at "
                                                                 "run time, so there is nothing to quantize; use "
@@ -94,6 +152,46 @@ Result<std::pair<InputRef, int>> expand_fusion(const ModelSpec& m, TargetExpansi
   return std::make_pair(InputRef{"model", "", fuse}, quantizes ? fuse : -1);
 }
 
+// bits: auto: one candidate per (bits, group size), each an ordinary fuse to
+// those bits and a gate on it, tried from the smallest on disk upward: each
+// candidate's fuse waits (order-only) for the one before to be judged, and a
+// candidate whose delta retention is below the minimum is rejected before
+// its gate runs. Steps are shared with any target fusing to the same bits.
+Status expand_search(const ModelSpec& m, TargetExpansion& x, const InputRef& base,
+                     const std::vector<InputRef>& adapters, const std::optional<double>& min_retention) {
+  std::vector<std::pair<int, int>> order = m.candidates;
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(bits_per_weight(a), a.first) < std::make_pair(bits_per_weight(b), b.first);
+  });
+  std::vector<InputRef> in = {base};
+  in.insert(in.end(), adapters.begin(), adapters.end());
+  std::vector<int> before;  // the previous candidate's steps
+  for (const auto& [bits, gs] : order) {
+    const std::string tag = fmt::format("{}bit-gs{}", bits, gs);
+    FuseParams p;
+    p.dtype = m.dtype.value_or("auto");
+    p.bits = bits;
+    p.group_size = gs;
+    p.quantizer = m.quantizer;
+    Candidate c;
+    c.name = fmt::format("{}-bit gs{}", bits, gs);
+    const int fuse = x.add_step("fuse", p.to_json(), in, "fuse " + tag);
+    c.artifact = InputRef{"model", "", fuse};
+    c.marks[kRetentionMark] = fuse;
+    if (min_retention) {
+      MB_ASSIGN(Check retention, x.make_check(fuse, kDeltaRetention, *min_retention));
+      c.checks.push_back(std::move(retention));
+    }
+    MB_ASSIGN(GateStep g, add_gate_step(x, *m.gate, c.artifact, {}, "gate " + tag));
+    c.marks[kGateMark] = g.step;
+    c.checks.push_back(g.accuracy);
+    for (int b : before) x.order_after(fuse, b);
+    before = {fuse, g.step};
+    x.plan().candidates.push_back(std::move(c));
+  }
+  return {};
+}
+
 }  // namespace
 
 const char* fusion_name(Fusion f) {
@@ -109,7 +207,7 @@ const char* fusion_name(Fusion f) {
 }
 
 std::vector<std::string> ModelTargetKind::keys() const {
-  std::vector<std::string> keys = {"base", "adapters"};
+  std::vector<std::string> keys = {"base", "adapters", "candidates"};
   keys.insert(keys.end(), kDefaultKeys.begin(), kDefaultKeys.end());
   return keys;
 }
@@ -137,6 +235,9 @@ Status ModelSpec::expand(TargetExpansion& x) const {
     MB_ASSIGN(InputRef a, x.resolve(adapters[i], fmt::format("adapter.{}", i)));
     adapter_in.push_back(std::move(a));
   }
+  std::optional<double> min_retention = min_delta_retention;
+  if (gate && gate->min_delta_retention) min_retention = gate->min_delta_retention;
+  if (auto_bits) return expand_search(*this, x, base_in, adapter_in, min_retention);
   InputRef artifact = base_in;
   artifact.role = "model";
   int retention_step = -1;
@@ -151,8 +252,6 @@ Status ModelSpec::expand(TargetExpansion& x) const {
   x.plan().artifact = artifact;
   if (retention_step >= 0) {
     x.plan().marks[kRetentionMark] = retention_step;
-    std::optional<double> min_retention = min_delta_retention;
-    if (gate && gate->min_delta_retention) min_retention = gate->min_delta_retention;
     if (min_retention) MB_TRY(x.add_check(retention_step, kDeltaRetention, *min_retention));
   }
   if (gate) MB_TRY(expand_gate(x, *gate, artifact, x.plan().runtime_inputs));

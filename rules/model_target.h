@@ -10,7 +10,10 @@
 //   no adapters, neither          the base itself
 // then a gate step on the artifact. Quantizing a fused delta adds a
 // "delta retention" check when min_delta_retention is set; the gate adds an
-// "accuracy" check.
+// "accuracy" check. With `bits: auto` the target searches instead: one
+// candidate (fuse to those bits, then gate) per (bits, group size), tried
+// from the smallest on disk upward, the first that passes being the artifact
+// (TargetPlan::candidates).
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +32,10 @@ struct ModelSpec : TargetSpec {
   Fusion fusion = Fusion::kDequantize;
   std::optional<int> bits;  // nullopt = float
   int group_size = 64;
+  // bits: auto: try these (bits, group size) pairs, smallest on disk first,
+  // and keep the first that passes the gate (docs/recipes.md, "bits: auto").
+  bool auto_bits = false;
+  std::vector<std::pair<int, int>> candidates;
   std::optional<std::string> dtype;  // "float16", "bfloat16", "float32"
   std::string quantizer = "gpu";     // "gpu" (mlx_lm.convert on a Mac) or "cpu"
   std::optional<double> min_delta_retention;

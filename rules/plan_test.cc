@@ -129,6 +129,64 @@ TEST_F(PlanTest, ThresholdsAreChecksNotParams) {
   EXPECT_EQ(ta.checks[0].pointer, "/accuracy");
 }
 
+TEST_F(PlanTest, BitsAutoTriesCandidatesSmallestFirstSharingStepsWithFixedBits) {
+  Plan p = plan(R"(
+  fused_8bit: {base: base, adapters: [lora], bits: 8, dtype: float16, gate: {suite: suite}}
+  fused_auto: {base: base, adapters: [lora], bits: auto, dtype: float16, min_delta_retention: 0.5,
+               gate: {suite: suite}}
+)",
+                {"fused_8bit", "fused_auto"});
+  const TargetPlan& a = p.targets.at("fused_auto");
+  EXPECT_FALSE(a.artifact);
+  ASSERT_EQ(a.candidates.size(), 6u);
+  // By bits per weight (bits + 32 / group size): 4.0, 4.5, 5.0, 5.5, 6.5, 8.5.
+  std::vector<std::string> names;
+  for (const Candidate& c : a.candidates) names.push_back(c.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"3-bit gs32", "4-bit gs64", "4-bit gs32", "5-bit gs64", "6-bit gs64",
+                                             "8-bit gs64"}));
+  for (size_t k = 0; k < a.candidates.size(); ++k) {
+    const Candidate& c = a.candidates[k];
+    const Step& fuse = p.steps[c.artifact.step];
+    EXPECT_EQ(fuse.kind, "fuse");
+    ASSERT_EQ(c.checks.size(), 2u);  // delta retention on the fuse, accuracy on the gate
+    EXPECT_EQ(c.checks[0].step, c.artifact.step);
+    EXPECT_EQ(p.steps[c.marked(kGateMark)].kind, "gate");
+    // Each candidate's fuse waits for the candidate before it to be judged.
+    if (k == 0) {
+      EXPECT_TRUE(fuse.after.empty());
+    } else {
+      const Candidate& prev = a.candidates[k - 1];
+      EXPECT_EQ(fuse.after, (std::vector<int>{prev.artifact.step, prev.marked(kGateMark)}));
+    }
+  }
+  // The 8-bit candidate is fused_8bit's own fuse and gate: built once.
+  const TargetPlan& f8 = p.targets.at("fused_8bit");
+  EXPECT_EQ(a.candidates.back().artifact.step, f8.artifact->step);
+  EXPECT_EQ(a.candidates.back().marked(kGateMark), f8.marked(kGateMark));
+}
+
+TEST_F(PlanTest, BitsAutoCandidatesCanBeChosen) {
+  Plan p = plan(
+      "  t: {base: base, adapters: [lora], bits: auto, candidates: [[8, 128], [2, 32]], gate: {suite: suite}}\n", {});
+  const TargetPlan& t = p.targets.at("t");
+  ASSERT_EQ(t.candidates.size(), 2u);
+  EXPECT_EQ(t.candidates[0].name, "2-bit gs32");
+  EXPECT_EQ(t.candidates[1].name, "8-bit gs128");
+  EXPECT_EQ(t.candidates[0].checks.size(), 1u);  // no min_delta_retention: accuracy only
+}
+
+TEST_F(PlanTest, AnotherTargetCannotBuildOnASearch) {
+  std::string text =
+      "sources: {base: base, lora: lora, suite: suite.yaml}\ntargets:\n"
+      "  a: {base: base, adapters: [lora], bits: auto, gate: {suite: suite}}\n  b: {base: a, bits: 4}\n";
+  auto r = parse_recipe_text(*m_fs, text, m_dir.path() / "modelbuild.yaml", m_rules);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  auto plan = make_plan(*r, m_rules, {"b"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(exit_code_for(plan.error().code), 2);
+  EXPECT_NE(plan.error().message.find("a search chooses"), std::string::npos) << plan.error().message;
+}
+
 TEST_F(PlanTest, UnknownTarget) {
   auto r = parse_recipe_text(*m_fs, "sources: {base: base}\ntargets:\n  fused_8bit: {base: base}\n",
                              m_dir.path() / "modelbuild.yaml", m_rules);

@@ -102,6 +102,31 @@ TEST_F(RecipeTest, WrongTypes) {
   expect_error(pre + "    fusion: dequantise\n", 6, 13, "did you mean 'dequantize'");
 }
 
+TEST_F(RecipeTest, BitsAutoNeedsAGateAdaptersAndValidCandidates) {
+  const std::string pre =
+      "sources: {b: models/base, a: adapters/a, s: suite.yaml}\ntargets:\n  t:\n    base: b\n    adapters: [a]\n";
+  expect_error(pre + "    bits: auto\n", 6, 11, "needs a gate");
+  expect_error(pre + "    bits: auto\n    fusion: inplace\n    gate: {suite: s}\n", 6, 11, "fusion: dequantize");
+  expect_error(pre + "    bits: auto\n    gate: {suite: s}\n    candidates: []\n", 8, 17, "non-empty list");
+  expect_error(pre + "    bits: auto\n    gate: {suite: s}\n    candidates: [[4, 64], [7, 64]]\n", 8, 28,
+               "bits must be 2, 3, 4, 5, 6 or 8, got 7");
+  expect_error(pre + "    bits: auto\n    gate: {suite: s}\n    candidates: [[4, 48]]\n", 8, 22,
+               "group size must be 32, 64 or 128, got 48");
+  expect_error(pre + "    bits: auto\n    gate: {suite: s}\n    candidates: [4]\n", 8, 18, "[bits, group_size] pair");
+  expect_error(pre + "    bits: 8\n    candidates: [[4, 64]]\n", 7, 17, "'candidates' is for bits: auto");
+}
+
+TEST_F(RecipeTest, AThresholdNothingMeasuresIsAnError) {
+  const std::string pre = "sources: {b: models/base, a: adapters/a, s: suite.yaml}\ntargets:\n  t:\n    base: b\n";
+  expect_error(pre + "    bits: 4\n    min_delta_retention: 0.9\n", 6, 26, "fuses no adapters");
+  expect_error(pre + "    adapters: [a]\n    fusion: none\n    gate: {suite: s, min_delta_retention: 0.9}\n", 7, 11,
+               "fuses no adapters");
+  // From defaults it applies where it can.
+  auto r =
+      parse("sources: {b: models/base}\ndefaults: {min_delta_retention: 0.9}\ntargets:\n  t: {base: b, bits: 4}\n");
+  EXPECT_TRUE(r.ok()) << r.error().to_string();
+}
+
 TEST_F(RecipeTest, MissingSourceNamesThePath) {
   expect_error("sources:\n  b: models/nothere\ntargets:\n  t: {base: b}\n", 2, 6, "does not exist");
 }

@@ -17,10 +17,10 @@ for arg in "$@"; do
 done
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   libyaml-cpp-dev libgit2-dev libssl-dev libfmt-dev libspdlog-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libpcre2-dev libcpp-httplib-dev libicu-dev
+  libpcre2-dev libcpp-httplib-dev libicu-dev libcurl4-openssl-dev
 )
 if [ "$with_tests" -eq 1 ]; then
   # The prebuilt MLX library links BLAS, LAPACK and gfortran's runtime.
@@ -29,6 +29,8 @@ if [ "$with_tests" -eq 1 ]; then
   packages+=(clang-format)
   # scripts/fuzz.sh builds the libFuzzer targets (tests/fuzz) with clang.
   packages+=(clang libclang-rt-14-dev)
+  # The remote cache tests run a real WebDAV server (tests/remote_cache_test.sh).
+  packages+=(nginx-light)
   # Any node >= 18 will do; only install Debian's when none is on the PATH.
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     packages+=(nodejs npm)

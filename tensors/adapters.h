@@ -16,7 +16,7 @@
 // module (weight stored [in, out]) has its factors swapped and transposed at
 // load, so every consumer computes one formula.
 //
-// Formats (docs: mlx-formats.md §5, gguf-peft-qwen2.md §1):
+// Formats (docs/formats/adapters.md §1, §2):
 //  - MLX: adapters.safetensors (<m>.lora_a [in,r], <m>.lora_b [r,out],
 //    optional <m>.m [out]) + adapter_config.json (fine_tune_type lora|dora,
 //    lora_parameters.rank/scale). The scale is absolute. A module whose last
@@ -83,7 +83,7 @@ struct Adapter {
 
 // ---- Configuration (pure; exposed for tests) -------------------------------
 
-// PEFT's per-module rank and alpha (gguf-peft-qwen2.md §1.2).
+// PEFT's per-module rank and alpha (docs/formats/adapters.md §2.2).
 struct PeftConfig {
   int64_t r = 8;
   double lora_alpha = 8;

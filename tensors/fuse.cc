@@ -407,6 +407,7 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
   const DType out_dtype = inplace ? default_dtype(base) : options.dtype.value_or(default_dtype(base));
   std::vector<FuseTask> tasks;
   std::vector<TensorDecl> decls;
+  std::vector<std::string> not_divisible;  // quantization candidates a group does not divide
   std::set<int> inplace_bits;
   for (const TensorRef& t : base.weights().tensors()) {
     const std::string& name = t.info->name;
@@ -441,11 +442,17 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
                task.rows->cols() % options.quantize->group_size == 0) {
       task.encoding = {true, out_dtype, {options.quantize->bits, options.quantize->group_size, options.kernel}};
     } else {
+      if (options.quantize && is_quantization_candidate(name, task.rows->shape(), task.rows->dtype()))
+        not_divisible.push_back(name);  // the quantize step warns about these too: so does the fuse
       task.encoding = {false, inplace ? task.rows->dtype() : out_dtype, {}};
     }
     for (TensorDecl& d : encoded_decls(name, task.rows->shape(), task.encoding)) decls.push_back(std::move(d));
     tasks.push_back(std::move(task));
   }
+
+  if (!not_divisible.empty())
+    reporter.warn(fmt::format("{} tensor(s) stay float because group size {} does not divide their input dimension: {}",
+                              not_divisible.size(), options.quantize->group_size, fmt::join(not_divisible, ", ")));
 
   nlohmann::ordered_json config = base.config();
   if (!inplace) {

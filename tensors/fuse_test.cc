@@ -15,7 +15,7 @@ namespace {
 
 using namespace fuse_test;  // NOLINT: test helpers
 
-// gguf-peft-qwen2.md §1.5.8: W = [[1,0,0],[0,1,0]], r = 2, alpha = 4,
+// docs/formats/adapters.md §4: W = [[1,0,0],[0,1,0]], r = 2, alpha = 4,
 // A = [[1,2,0],[0,1,1]], B = [[0.5,0],[0,-1]].
 LoraModule worked_example(float scale) {
   LoraModule m;
@@ -450,6 +450,12 @@ TEST_F(FuseModelTest, FusingStraightToBitsEqualsFusingThenQuantizing) {
     ASSERT_TRUE(r->retention.retained().has_value());
     EXPECT_DOUBLE_EQ(*r->retention.retained(), *standalone->retained()) << bits;
     EXPECT_EQ(r->retention.what, fmt::format("{}-bit quantization", bits));
+    // Both paths say that down_proj stays float (gs 64 does not divide 96).
+    int warned = 0;
+    for (const Event& e : reporter_.events())
+      warned += e.level == Level::kWarn && e.message.find("does not divide") != std::string::npos &&
+                e.message.find("model.layers.1.mlp.down_proj.weight") != std::string::npos;
+    EXPECT_EQ(warned, 2 * (bits == 8 ? 1 : 2)) << "quantize and fuse each warn once per round";
     for (const char* d : {"/f16", "/q", "/one"}) ASSERT_TRUE(fs_.remove_all(d).ok());
   }
 

@@ -122,7 +122,7 @@ std::vector<float> quantizer_inputs(int gs) {
   auto group = [&](auto fn) {
     for (int i = 0; i < gs; ++i) w.push_back(fn(i));
   };
-  group([](int i) { return (i - 20) / 16.0f; });           // mlx-formats example 2: exact ties
+  group([](int i) { return (i - 20) / 16.0f; });           // mlx-quantization.md §5.2 ex. 2: ties
   group([](int i) { return -1.0f + i / 512.0f; });         // all negative
   group([](int) { return 0.25f; });                        // constant
   group([](int) { return 0.0f; });                         // zeros
@@ -162,7 +162,7 @@ TEST_F(KernelsTest, QuantizeGroupsMatchForEveryBitsGroupSizeAndKernel) {
 }
 
 TEST_F(KernelsTest, QuantizeGroupsGiveTheWorkedExampleCodes) {
-  // mlx-formats §1.6 example 2 through the dispatched kernel: CPU and GPU
+  // mlx-quantization.md §5.2 example 2 through the dispatched kernel: CPU and GPU
   // codes differ exactly at the ties.
   std::vector<float> w(32);
   for (int i = 0; i < 32; ++i) w[i] = (i - 20) / 16.0f;

@@ -174,7 +174,7 @@ GroupParams quantize_group(std::span<const float> w, int bits, QuantKernel kerne
   const bool cpu = kernel == QuantKernel::kCpu;
   const float n_bins = static_cast<float>((1 << bits) - 1);
   // The GPU kernels start max at 0, so an all-negative group still sees 0
-  // as its maximum (mlx-formats §1.3). A NaN never wins a comparison, so it
+  // as its maximum (docs/formats/mlx-quantization.md §2.1). A NaN never wins a comparison, so it
   // is ignored here (kernels_avx2.cc relies on that).
   float w_min = cpu ? std::numeric_limits<float>::infinity() : gpu_initial_min(dtype);
   float w_max = cpu ? -std::numeric_limits<float>::infinity() : 0.0f;

@@ -1,5 +1,5 @@
 #pragma once
-// MLX affine quantization, bit-exact (mlx-formats §1 and §2).
+// MLX affine quantization, bit-exact (docs/formats/mlx-quantization.md).
 //
 // Each group of `group_size` consecutive values along the last axis gets one
 // scale and one bias, stored in the input dtype (F32, F16 or BF16), and

@@ -45,7 +45,7 @@ std::vector<std::byte> to_bytes(const std::vector<float>& w, DType dtype) {
   return b;
 }
 
-// Quantizes one 32-value group with bits 4, gs 32 (the §1.6 setting).
+// Quantizes one 32-value group with bits 4, gs 32 (mlx-quantization.md §5.2).
 QuantizedTensor quantize32(const std::vector<float>& w, DType dtype, QuantKernel kernel) {
   std::vector<int64_t> shape = {1, 32};
   auto bytes = to_bytes(w, dtype);
@@ -67,7 +67,7 @@ std::vector<float> dequantize(const QuantizedTensor& q, int bits = 4, int gs = 3
   return r.ok() ? *r : std::vector<float>{};
 }
 
-// §1.6 example 1: negative scale; CPU and GPU agree.
+// mlx-quantization.md §5.2 example 1: negative scale; CPU and GPU agree.
 TEST(MlxQuant, Example1NegativeScale) {
   std::vector<float> w;
   for (int i = 0; i < 32; ++i) w.push_back(static_cast<float>(i % 16 - 5) * 0.125f);
@@ -90,7 +90,7 @@ TEST(MlxQuant, Example1NegativeScale) {
   EXPECT_EQ(want[5], 10);  // zero is code 10
 }
 
-// §1.6 example 2: exact ties, where rint and round disagree.
+// mlx-quantization.md §5.2 example 2: exact ties, where rint and round disagree.
 TEST(MlxQuant, Example2TiesCpuVersusGpu) {
   std::vector<float> w;
   for (int i = 0; i < 32; ++i) w.push_back(static_cast<float>(i - 20) / 16.0f);
@@ -110,7 +110,7 @@ TEST(MlxQuant, Example2TiesCpuVersusGpu) {
   }
 }
 
-// §1.6 example 3: an all-negative group.
+// mlx-quantization.md §5.2 example 3: an all-negative group.
 TEST(MlxQuant, Example3AllNegativeGroup) {
   std::vector<float> w;
   for (int i = 0; i < 32; ++i) w.push_back(-1.0f + static_cast<float>(i) / 256.0f);
@@ -137,7 +137,7 @@ TEST(MlxQuant, Example3AllNegativeGroup) {
   EXPECT_EQ(stored(quantize32(w, DType::kBF16, QuantKernel::kGpu).scales, DType::kBF16), 0x3D89u);
 }
 
-// §1.6 example 4: constant groups.
+// mlx-quantization.md §5.2 example 4: constant groups.
 TEST(MlxQuant, Example4ConstantGroups) {
   for (QuantKernel k : {QuantKernel::kCpu, QuantKernel::kGpu}) {
     SCOPED_TRACE(quant_kernel_name(k));
@@ -183,7 +183,7 @@ TEST(MlxQuant, Example4ConstantGroups) {
   }
 }
 
-// §1.6 example 5: scale rounding in bf16 and f16, CPU dequantization.
+// mlx-quantization.md §5.2 example 5: scale rounding in bf16 and f16, CPU dequantization.
 TEST(MlxQuant, Example5ScaleRoundingAndDequantization) {
   std::vector<float> w;
   for (int i = 0; i < 32; ++i) w.push_back(std::min(-1.0f + static_cast<float>(i) / 16.0f, 0.5f));
@@ -234,7 +234,7 @@ TEST(MlxQuant, Example5ScaleRoundingAndDequantization) {
   for (int i = 0; i < 32; ++i) EXPECT_EQ(hf[i], round_to_dtype(f16_want[i % 16], DType::kF16)) << i;
 }
 
-// §2.4: q_i = i mod 2^b, 32 codes per bit width.
+// mlx-quantization.md §5.1: q_i = i mod 2^b, 32 codes per bit width.
 TEST(MlxQuant, PackingTable) {
   auto ramp = [](int bits) {
     Codes c;
@@ -260,7 +260,7 @@ TEST(MlxQuant, PackingTable) {
   }
 }
 
-// §2.1: in 3-bit packing, code 10 spans bits 30..31 of word 0 and bit 0 of word 1.
+// mlx-quantization.md §4: in 3-bit packing, code 10 spans bits 30..31 of word 0 and bit 0 of word 1.
 TEST(MlxQuant, ThreeBitCodesStraddleWords) {
   Codes c(32, 0);
   c[10] = 7;
@@ -283,7 +283,7 @@ TEST(MlxQuant, UnpackInvertsPackForRandomCodes) {
 }
 
 TEST(MlxQuant, Shapes) {
-  // §2.2 for in = 4096, and §3.1's Llama-3.2-1B examples.
+  // mlx-quantization.md §1 for in = 4096, and mlx-lm-layout.md §1's Llama-3.2-1B examples.
   const std::pair<int, int64_t> table[] = {{2, 256}, {3, 384}, {4, 512}, {5, 640}, {6, 768}, {8, 1024}};
   for (auto [bits, cols] : table)
     EXPECT_EQ(packed_shape(std::vector<int64_t>{7, 4096}, bits), (std::vector<int64_t>{7, cols}));
@@ -341,7 +341,7 @@ TEST(MlxQuant, ValidationErrorsNameTheTensor) {
 // codes can reach, [bias, bias + n_bins*scale], comes back within half a step
 // plus the dtype's rounding of scale, bias and result. The edge trick can
 // shrink the step so that the far end of a group falls outside that range
-// (mlx-formats §1.6 example 2 clamps 15.5 to 15); such values come back as
+// (mlx-quantization.md §5.2 example 2 clamps 15.5 to 15); such values come back as
 // the nearest end, and every value stays within one full step.
 TEST(MlxQuant, RoundTripErrorIsBounded) {
   std::mt19937 rng(11);

@@ -1,5 +1,5 @@
 #pragma once
-// The mlx_lm model-directory layout (mlx-formats §3): reading config.json's
+// The mlx_lm model-directory layout (docs/formats/mlx-lm-layout.md): reading config.json's
 // quantization settings the way mlx_lm's loader does, and writing a model
 // directory (shards, index, config, carried-over tokenizer files) the way
 // mlx_lm's save() does, deterministically.

@@ -235,6 +235,14 @@ Result<SafetensorsHeader> parse_safetensors_header(std::span<const std::byte> fi
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return std::tie(a->data_begin, a->data_end, a->name) < std::tie(b->data_begin, b->data_end, b->name);
   });
+  // A tensor that points past the end of the file is named first: otherwise
+  // the gap it leaves would be blamed on whichever tensor follows it.
+  const uint64_t buffer = file.size() - 8 - n;
+  for (const TensorInfo* t : by_offset)
+    if (t->data_end > buffer)
+      return make_error(Errc::kCorrupt, w,
+                        "tensor '{}': data [{}, {}) lies past the end of the file (its data buffer holds {} bytes)",
+                        t->name, t->data_begin, t->data_end, buffer);
   uint64_t expected = 0;
   for (const TensorInfo* t : by_offset) {
     if (t->data_begin != expected) {
@@ -246,15 +254,8 @@ Result<SafetensorsHeader> parse_safetensors_header(std::span<const std::byte> fi
     }
     expected = t->data_end;
   }
-  uint64_t buffer = file.size() - 8 - n;
-  if (expected != buffer) {
-    if (expected > buffer) {
-      const TensorInfo* last = by_offset.back();
-      return make_error(Errc::kCorrupt, w, "tensor '{}': data ends at {}, past the {}-byte data buffer", last->name,
-                        expected, buffer);
-    }
+  if (expected != buffer)  // only short of it: nothing ends past the buffer (checked above)
     return make_error(Errc::kCorrupt, w, "tensors cover {} bytes but the data buffer holds {}", expected, buffer);
-  }
   return header;
 }
 

@@ -2,7 +2,7 @@
 // Safetensors reading: a strict validator for untrusted headers and a
 // read-only, memory-mapped view of one file.
 //
-// Layout (docs: mlx-formats §6): 8-byte little-endian header length N, N
+// Layout (docs/formats/safetensors.md): 8-byte little-endian header length N, N
 // bytes of UTF-8 JSON, then the data buffer. Files from the Hugging Face
 // writer (padded header, data sorted by dtype then name) and from the MLX
 // writer (no padding, "__metadata__":null, data in arbitrary order) are both

@@ -55,7 +55,7 @@ void expect_minimal_example(const SafetensorsHeader& h) {
   EXPECT_EQ(h.metadata, (std::map<std::string, std::string>{{"format", "mlx"}}));
 }
 
-// mlx-formats §6.3: both writers' versions of the minimal file load.
+// docs/formats/safetensors.md §5: both writers' versions of the minimal file load.
 TEST(Safetensors, SpecMinimalExampleMlxWriter) {
   ASSERT_EQ(kMlxHeader.size(), 86u);
   auto r = parse(file_of(kMlxHeader, f32_bytes({1.0f, 2.0f})));
@@ -202,7 +202,11 @@ TEST(Safetensors, RejectsHolesOverlapsAndBadCoverage) {
   expect_corrupt(file_of(fmt::format(fmt::runtime(two), 1, 3, 3, 5), "abcde"), "tensor 'a': data starts at 1");
   expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abcdef"),
                  "cover 4 bytes but the data buffer holds 6");
-  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abc"), "tensor 'b': data ends at 4, past");
+  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 0, 2, 2, 4), "abc"),
+                 "tensor 'b': data [2, 4) lies past the end of the file");
+  // A tensor moved past the end is named, not the one after the gap it leaves.
+  expect_corrupt(file_of(fmt::format(fmt::runtime(two), 9, 11, 2, 4), "abcd"),
+                 "tensor 'a': data [9, 11) lies past the end of the file");
   expect_corrupt(file_of("{}", "x"), "cover 0 bytes");
 }
 

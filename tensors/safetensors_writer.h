@@ -3,7 +3,7 @@
 //
 // The caller declares every tensor (name, dtype, shape) first; a
 // SafetensorsLayout then fixes the header bytes and each tensor's offsets
-// in the Hugging Face writer's style (mlx-formats §6.2): tensors sorted by
+// in the Hugging Face writer's style (docs/formats/safetensors.md §3): tensors sorted by
 // dtype alignment descending, then name; compact JSON with "__metadata__"
 // first (only when there is metadata) and fields dtype, shape, data_offsets;
 // header padded with spaces to a multiple of 8. The same declarations in any

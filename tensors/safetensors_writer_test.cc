@@ -52,7 +52,7 @@ std::vector<Owned> sample_tensors() {
   return t;
 }
 
-// mlx-formats §6.3: the Hugging Face style minimal file, byte for byte.
+// docs/formats/safetensors.md §5: the Hugging Face style minimal file, byte for byte.
 TEST(SafetensorsWriter, SpecMinimalExampleExactBytes) {
   float v[2] = {1.0f, 2.0f};
   std::vector<TensorData> tensors = {{{"a", DType::kF32, {2}}, std::as_bytes(std::span(v))}};

@@ -1,4 +1,4 @@
-// `modelbuild bench` over all six configurations of examples/tiny: the
+// `modelbuild bench` over all configurations of examples/tiny: the
 // seeds' finding, asserted from the numbers the command measures.
 #include <nlohmann/json.hpp>
 
@@ -25,7 +25,20 @@ TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
   ASSERT_FALSE(j.is_discarded());
   std::map<std::string, nlohmann::json> c;
   for (const auto& row : j["configs"]) c[row["config"].get<std::string>()] = row;
-  ASSERT_EQ(c.size(), 6u) << j.dump(2);
+  // The six configurations, and a row per candidate fused_auto's search tried.
+  std::vector<std::string> tried;
+  for (const auto& row : j["configs"])
+    if (row["config"].get<std::string>().rfind("fused_auto[", 0) == 0) tried.push_back(row["config"]);
+  ASSERT_EQ(c.size(), 6u + tried.size()) << j.dump(2);
+  ASSERT_FALSE(tried.empty());
+  for (size_t k = 0; k < tried.size(); ++k) {
+    const bool last = k + 1 == tried.size();  // the search stops at the first that passes
+    EXPECT_EQ(tried[k].find(" chosen") != std::string::npos, last) << tried[k];
+    EXPECT_EQ(c[tried[k]]["gate"], last ? "pass" : "fail") << tried[k];
+    EXPECT_EQ(c[tried[k]]["accuracy"].get<double>() == 1.0, last) << tried[k];
+    if (k > 0) EXPECT_GT(c[tried[k]]["size_bytes"], c[tried[k - 1]]["size_bytes"]) << tried[k];
+  }
+  EXPECT_NE(svg.find("data-config=\"" + tried.back() + "\""), std::string::npos);
   for (const auto& [name, row] : c) {
     EXPECT_GT(row["size_bytes"].get<uint64_t>(), 0u) << name;
     EXPECT_GT(row["peak_memory_bytes"].get<uint64_t>(), 0u) << name;

@@ -104,6 +104,28 @@ TEST_F(CliTest, StatusExplainAndDryRun) {
   EXPECT_EQ(read_file(dir() / "build/twice/twice.txt"), "HELLO\nHELLO\n") << "a dry run must not build";
 }
 
+TEST_F(CliTest, ExplainJsonPrintsOneJsonDocument) {
+  ASSERT_EQ(modelbuild(dir(), {"twice"}).code, 0);
+  write_file(dir() / "in.txt", "changed\n");
+  CliRun explain = modelbuild(dir(), {"explain", "--json", "twice"});
+  ASSERT_EQ(explain.code, 0) << explain.output;
+  auto j = nlohmann::json::parse(explain.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << explain.out;
+  ASSERT_EQ(j["stale"].size(), 2u) << j.dump(2);
+  EXPECT_EQ(j["stale"][0]["kind"], "command");
+  EXPECT_NE(j["stale"].dump().find("input src (source src) changed: in.txt"), std::string::npos) << j.dump(2);
+}
+
+TEST_F(CliTest, JobsBelowOneAreBadInputAndNothingRuns) {
+  for (const char* j : {"0", "-3", "two"}) {
+    CliRun r = modelbuild(dir(), {"-j", j, "twice"});
+    EXPECT_EQ(r.code, 2) << j << ": " << r.output;
+    EXPECT_NE(r.output.find("at least 1"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir() / "build" / "twice"));
+  }
+  EXPECT_EQ(modelbuild(dir(), {"-j", "1", "twice"}).code, 0);
+}
+
 TEST_F(CliTest, GraphAsTextAndDot) {
   CliRun text = modelbuild(dir(), {"graph"});
   EXPECT_EQ(text.code, 0);

@@ -96,7 +96,7 @@ class MlxCompat : public ::testing::Test {
 };
 
 // Rows for the quantizer: random values at several scales, and rows made of
-// mlx-formats.md §1.6's worked groups (each a 32-value group, repeated along
+// docs/formats/mlx-quantization.md §5.2's worked groups (each a 32-value group, repeated along
 // the row so that every group size sees it whole or joined to copies).
 std::vector<std::pair<std::string, std::vector<float>>> quantizer_inputs(int64_t cols) {
   std::vector<std::pair<std::string, std::vector<float>>> out;

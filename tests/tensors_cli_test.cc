@@ -328,6 +328,25 @@ TEST_F(TensorsCliTest, OffsetsOutOfBoundsNameTheTensor) {
   expect_bad_input("fused", {"model.safetensors", "model.norm.weight"});
 }
 
+TEST_F(TensorsCliTest, ATensorMovedPastTheEndIsTheOneNamed) {
+  // Moving a tensor that is not the last one past the end leaves a gap in
+  // the middle: the message must name the moved tensor, not its neighbour.
+  write_project();
+  const fs::path file = dir() / "base/model.safetensors";
+  auto header = header_of(file);
+  std::string first;
+  uint64_t lowest = UINT64_MAX;
+  for (const auto& [name, t] : header.items())
+    if (name != "__metadata__" && t["data_offsets"][0].get<uint64_t>() < lowest) {
+      lowest = t["data_offsets"][0].get<uint64_t>();
+      first = name;
+    }
+  const uint64_t size = header[first]["data_offsets"][1].get<uint64_t>() - lowest;
+  header[first]["data_offsets"] = {uint64_t{1} << 30, (uint64_t{1} << 30) + size};
+  replace_header(file, header);
+  expect_bad_input("fused", {"model.safetensors", "'" + first + "'", "past the end of the file"});
+}
+
 TEST_F(TensorsCliTest, UnsupportedDtypeNamesTheTensor) {
   for (const char* dtype : {"F64", "F8_E4M3"}) {
     SCOPED_TRACE(dtype);

@@ -411,7 +411,7 @@ def tool_call_text(name, args):
 
 
 # ---------------------------------------------------------------------------
-# 2. ChatML rendering, byte-identical to Qwen2.5's template (gguf-peft-qwen2.md 5.1/5.2)
+# 2. ChatML rendering, byte-identical to Qwen2.5's template (docs/formats/chat-template.md §1-§2)
 # ---------------------------------------------------------------------------
 def render_system(system, tools):
     if not tools:
@@ -749,7 +749,7 @@ def round_half_away(x):
 
 
 def quantize_gpu(w, gs, bits):
-    """mx.quantize affine, GPU-kernel semantics (mlx-formats.md 1.2/1.3), float32 math.
+    """mx.quantize affine, GPU-kernel semantics (docs/formats/mlx-quantization.md §2), float32 math.
 
     w: float32 [rows, cols] holding the input dtype's values exactly.
     Returns (codes uint8 [rows, cols], scale f32 [rows, cols/gs], bias f32 [rows, cols/gs]);
@@ -779,7 +779,7 @@ def quantize_gpu(w, gs, bits):
 
 
 def pack_codes(codes, bits):
-    """LSB-first bitstream per row -> uint32 [rows, cols*bits/32] (mlx-formats.md 2.1)."""
+    """LSB-first bitstream per row -> uint32 [rows, cols*bits/32] (docs/formats/mlx-quantization.md §4)."""
     rows, cols = codes.shape
     b = ((codes[..., None].astype(np.uint8) >> np.arange(bits, dtype=np.uint8)) & 1).reshape(rows, cols * bits)
     by = np.packbits(b, axis=-1, bitorder="little")
@@ -820,7 +820,7 @@ class QTensor:
 
 
 def self_test_quant():
-    """Check against the worked examples of mlx-formats.md 1.6 and 2.4."""
+    """Check against the worked examples of docs/formats/mlx-quantization.md §5."""
     i = np.arange(32, dtype=np.float32)
     w = ((i - 20) / 16).reshape(1, 32)  # example 2, GPU codes
     codes, s, b = quantize_gpu(w, 32, 4)
@@ -841,7 +841,7 @@ def self_test_quant():
         c = (np.arange(32) % (2 ** bits)).astype(np.uint8).reshape(1, 32)
         assert pack_codes(c, bits)[0].tolist() == words, bits
         assert np.array_equal(unpack_codes(pack_codes(c, bits), bits), c)
-    # tokenizer split vectors (gguf-peft-qwen2.md 4.7, shape of the split only)
+    # tokenizer split vectors (docs/formats/tokenizer.md §3, §7, shape of the split only)
     assert qwen2_split("  Hello") == [" ", " Hello"]
     assert qwen2_split("    Hello\n    Hello") == ["   ", " Hello", "\n", "   ", " Hello"]
     assert qwen2_split("Hello, world!") == ["Hello", ",", " world", "!"]
@@ -854,7 +854,7 @@ def self_test_quant():
 
 
 # ---------------------------------------------------------------------------
-# 5. safetensors (Hugging Face writer layout, mlx-formats.md 6.2)
+# 5. safetensors (Hugging Face writer layout, docs/formats/safetensors.md §3)
 # ---------------------------------------------------------------------------
 DTYPE_ORDER = ["BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
                "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "C64",

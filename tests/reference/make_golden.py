@@ -3,8 +3,8 @@
 
 Creates (deterministically) tiny random models in the mlx-lm / Hugging Face
 layout and computes their logits with a plain numpy transformer written from
-the specs (docs: gguf-peft-qwen2.md §3, mlx-formats.md §1-§2, §5), in float64
-on weights dequantized in float32. Writes:
+the specs (docs/formats/qwen2-forward.md, mlx-quantization.md, adapters.md),
+in float64 on weights dequantized in float32. Writes:
 
   tests/golden/models/<name>/   config.json, model.safetensors, tokenizer.json,
                                 tokenizer_config.json, generation_config.json
@@ -139,7 +139,7 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(b)
 
 # ---------------------------------------------------------------------------
-# MLX affine quantization (mlx-formats.md §1.2, CPU semantics) and packing (§2.1).
+# MLX affine quantization (docs/formats/mlx-quantization.md §2, CPU rounding) and packing (§4).
 
 def mlx_quantize(w, gs, bits, scale_dtype):
     """Returns (packed uint32 [out, in*bits/32], scales, biases as stored,
@@ -328,7 +328,7 @@ def save_peft_adapter(name, lora, rank, alpha):
                    "use_dora": False, "base_model_name_or_path": "tiny-qwen2"}, f, indent=2)
 
 # ---------------------------------------------------------------------------
-# Reference forward pass (gguf-peft-qwen2.md §3), float64 throughout.
+# Reference forward pass (docs/formats/qwen2-forward.md §2), float64 throughout.
 
 def rope_inv_freq(cfg, hd):
     theta = cfg.get("rope_theta", 10000.0)
