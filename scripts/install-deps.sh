@@ -33,6 +33,8 @@ if [ "$with_tests" -eq 1 ]; then
   packages+=(libblas3 liblapack3 libgfortran5)
   # scripts/check-style.sh formats with Debian 12's clang-format (14).
   packages+=(clang-format)
+  # scripts/fuzz.sh builds the libFuzzer targets (tests/fuzz) with clang.
+  packages+=(clang libclang-rt-14-dev)
   # The remote cache tests run a real WebDAV server (tests/remote_cache_test.sh).
   packages+=(nginx-light)
   # Any node >= 18 will do; only install Debian's when none is on the PATH.
