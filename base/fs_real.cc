@@ -1,8 +1,7 @@
-// RealFileSystem: POSIX calls, mmap for reads, FICLONE for reflinks.
+// RealFileSystem: POSIX calls, mmap for reads; reflink and durable sync
+// through base/platform.h.
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -14,6 +13,7 @@
 #include <cstring>
 
 #include "base/fs.h"
+#include "base/platform.h"
 
 namespace mb {
 namespace {
@@ -67,7 +67,7 @@ class MmapMapping : public ReadOnlyMapping {
     size_t begin = (offset + page - 1) / page * page;
     // The mapping's last page may be partial; madvise takes it whole.
     size_t end = offset + size == m_size ? m_size : (offset + size) / page * page;
-    if (end > begin) ::madvise(static_cast<char*>(m_addr) + begin, end - begin, MADV_DONTNEED);
+    if (end > begin) platform::drop_pages(static_cast<char*>(m_addr) + begin, end - begin);
   }
 
  private:
@@ -110,7 +110,7 @@ class RealWritableFile : public WritableFile {
     return {};
   }
   Status sync() override {
-    if (::fdatasync(m_fd) != 0) return os_error(m_path, "fdatasync", errno);
+    if (int err = platform::durable_sync(m_fd); err != 0) return os_error(m_path, "fdatasync", err);
     return {};
   }
   Status close() override {
@@ -239,13 +239,10 @@ class RealFileSystem : public FileSystem {
     return {};
   }
   Status reflink(const fs::path& from, const fs::path& to) override {
-    Fd src(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
-    if (src.get() < 0) return os_error(from, "open", errno);
-    Fd dst(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (dst.get() < 0) return os_error(to, "create", errno);
-    if (::ioctl(dst.get(), FICLONE, src.get()) != 0) {
-      int err = errno;
-      ::unlink(to.c_str());
+    std::error_code ec;
+    if (!fs::exists(from, ec)) return os_error(from, "open", ENOENT);
+    if (int err = platform::reflink(from, to); err != 0) {
+      if (err == EEXIST) return os_error(to, "create", err);
       return make_error(Errc::kUnsupported, to.string(), "reflink: {}", std::strerror(err));
     }
     return {};

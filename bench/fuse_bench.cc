@@ -32,6 +32,7 @@
 
 #include "base/fs.h"
 #include "base/parallel.h"
+#include "base/platform.h"
 #include "base/reporter.h"
 #include "base/temp_dir.h"
 #include "tensors/adapters.h"
@@ -250,7 +251,7 @@ StepResult run_child(const std::function<nlohmann::json()>& fn) {
   r.info = nlohmann::json::parse(text, nullptr, false);
   r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && r.info.is_object() && !r.info.contains("error");
   if (r.info.is_object() && r.info.contains("seconds")) r.seconds = r.info["seconds"].get<double>();
-  r.peak_rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+  r.peak_rss_mb = static_cast<double>(platform::maxrss_bytes(ru.ru_maxrss)) / (1024.0 * 1024.0);
   r.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                   static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
   return r;

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/parallel.h"
+#include "base/platform.h"
 #include "base/temp_dir.h"
 #include "inference/forward.h"
 #include "inference/model.h"
@@ -182,19 +183,8 @@ void write_model(const std::string& dir, const Options& o) {
   std::ofstream(dir + "/config.json") << config.dump(2);
 }
 
-// Peak resident set (VmHWM) and current (VmRSS) in bytes.
-std::pair<uint64_t, uint64_t> rss() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  uint64_t hwm = 0, cur = 0;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) hwm = std::stoull(line.substr(6)) * 1024;
-    if (line.rfind("VmRSS:", 0) == 0) cur = std::stoull(line.substr(6)) * 1024;
-  }
-  return {hwm, cur};
-}
-
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+// Peak and current resident set in bytes.
+std::pair<uint64_t, uint64_t> rss() { return {platform::peak_rss_bytes(), platform::current_rss_bytes()}; }
 
 // Streaming read bandwidth: each thread sums its slice of a 1 GiB buffer.
 double read_bandwidth(int threads) {
@@ -240,7 +230,7 @@ int run(const Options& o) {
   const uint64_t disk = std::filesystem::file_size(dir + "/model.safetensors");
   fmt::print("wrote {}/model.safetensors: {:.1f} MB in {:.1f} s\n", dir, disk / 1e6, seconds_since(t0));
 
-  reset_peak_rss();
+  (void)platform::reset_peak_rss();
   const uint64_t rss_before = rss().second;
   auto fs = make_real_file_system();
   t0 = Clock::now();

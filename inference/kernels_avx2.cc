@@ -8,6 +8,7 @@
 #include "inference/kernels_impl.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define MB_AVX2 __attribute__((target("avx2,f16c,fma")))
@@ -241,9 +242,15 @@ MB_AVX2 void unpack_q8(const uint8_t* p, int64_t n, float* out) {
 
 }  // namespace
 
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
+// does not know "f16c".
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+
 const Kernels* avx2_kernels() {
-  static const bool supported =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float, dot, unpack_q4, unpack_q8};
   return supported ? &k : nullptr;
 }

@@ -12,7 +12,13 @@ with_tests=0
 for arg in "$@"; do
   case "$arg" in
     --test) with_tests=1 ;;
-    *) echo "install-deps.sh: unknown argument $arg (only --test)" >&2; exit 2 ;;
+    --print-macos)
+      # UNTESTED: macOS is not built here (README, "Platforms"); these are the
+      # Homebrew formulae matching the Debian packages below.
+      echo "brew install cmake ninja pkg-config yaml-cpp libgit2 openssl@3 fmt spdlog" \
+        "nlohmann-json cli11 googletest google-benchmark pcre2 cpp-httplib icu4c"
+      exit 0 ;;
+    *) echo "install-deps.sh: unknown argument $arg (only --test, --print-macos)" >&2; exit 2 ;;
   esac
 done
 
@@ -27,6 +33,8 @@ if [ "$with_tests" -eq 1 ]; then
   packages+=(libblas3 liblapack3 libgfortran5)
   # scripts/check-style.sh formats with Debian 12's clang-format (14).
   packages+=(clang-format)
+  # scripts/fuzz.sh builds the libFuzzer targets (tests/fuzz) with clang.
+  packages+=(clang libclang-rt-14-dev)
   # The remote cache tests run a real WebDAV server (tests/remote_cache_test.sh).
   packages+=(nginx-light)
   # Any node >= 18 will do; only install Debian's when none is on the PATH.

@@ -100,10 +100,13 @@ constexpr Table kPortable = {quantize_groups, dequantize_packed, lora_delta,    
 const Table& portable_table() { return kPortable; }
 
 const Table& table() {
-  static const Table& chosen = avx2_table() ? *avx2_table() : kPortable;
+  static const Table& chosen = avx2_table() ? *avx2_table() : neon_table() ? *neon_table() : kPortable;
   return chosen;
 }
 
-const char* isa() { return &table() == &kPortable ? "portable" : "avx2"; }
+const char* isa() {
+  if (&table() == &kPortable) return "portable";
+  return &table() == neon_table() ? "neon" : "avx2";
+}
 
 }  // namespace mb::kernels

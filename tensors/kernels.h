@@ -1,14 +1,15 @@
 #pragma once
 // The hot loops of the tensor steps (quantize, dequantize, LoRA delta, f16
-// conversion, retention sums), each in two implementations that give the
-// same bits for every input: portable C++ (kernels.cc), which is the
-// reference, and AVX2+F16C (kernels_avx2.cc), chosen at run time when the
-// CPU has both. "Same bits" is what lets a release rebuilt on another
-// machine reproduce its bytes, so the AVX2 code does exactly the portable
-// code's IEEE operations per element, in the same order, with no FMA, and
-// only reorders what cannot change a result (min/max, independent lanes).
-// kernels_test.cc checks the two against each other on random and edge-case
-// inputs (NaN, ±inf, ±0, subnormals, ties, all-negative groups).
+// conversion, retention sums), each in implementations that give the same
+// bits for every input: portable C++ (kernels.cc), which is the reference,
+// AVX2+F16C (kernels_avx2.cc), chosen at run time when the CPU has both, and
+// NEON (kernels_neon.cc) on aarch64. "Same bits" is what lets a release
+// rebuilt on another machine reproduce its bytes, so the vector code does
+// exactly the portable code's IEEE operations per element, in the same
+// order, with no FMA, and only reorders what cannot change a result
+// (min/max, independent lanes). kernels_test.cc checks each vector table
+// against the portable one on random and edge-case inputs (NaN, ±inf, ±0,
+// subnormals, ties, all-negative groups).
 //
 // Callers use the concept-level functions (quantize_rows, to_f32,
 // RetentionSums::add, fuse_row, ...), which call table().
@@ -47,10 +48,10 @@ struct Table {
   void (*retention_lanes)(const float* w0, const float* target, const float* result, int64_t n, double lanes[4][4]);
 };
 
-// The implementation in use: AVX2 when the CPU supports it. Tests compare
-// portable_table() with avx2_table() directly.
+// The implementation in use: AVX2 when the CPU supports it, NEON on aarch64.
+// Tests compare portable_table() with each of the others directly.
 const Table& table();
-// "avx2" or "portable": what table() returns (benchmarks print it).
+// "avx2", "neon" or "portable": what table() returns (benchmarks print it).
 const char* isa();
 
 const Table& portable_table();
@@ -58,5 +59,7 @@ const Table& portable_table();
 // kernels finish the elements that do not fill a register with the portable
 // ones.
 const Table* avx2_table();
+// nullptr except on aarch64, where NEON is always present (kernels_neon.cc).
+const Table* neon_table();
 
 }  // namespace mb::kernels

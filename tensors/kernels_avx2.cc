@@ -12,6 +12,7 @@
 #include "tensors/kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define MB_AVX2 __attribute__((target("avx2,f16c")))
@@ -228,8 +229,15 @@ constexpr Table kAvx2 = {quantize_groups, dequantize_packed, lora_delta,     f16
 
 }  // namespace
 
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
+// does not know "f16c", so the fuzz build (clang) could not compile it.
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+
 const Table* avx2_table() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  static const bool ok = __builtin_cpu_supports("avx2") && cpu_has_f16c();
   return ok ? &kAvx2 : nullptr;
 }
 

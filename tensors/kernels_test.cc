@@ -1,8 +1,9 @@
-// The AVX2 kernels against the portable ones, bit for bit, on random values
-// and on the values where vector code most easily drifts: NaN, ±inf, ±0,
-// subnormals, the f16 rounding boundaries, exact ties of the quantizers,
-// all-negative and constant groups. Skipped (and says so) on a CPU without
-// AVX2/F16C, where only the portable kernels can run.
+// Each vector table this CPU has (AVX2, NEON) against the portable kernels,
+// bit for bit, on random values and on the values where vector code most
+// easily drifts: NaN, ±inf, ±0, subnormals, the f16 rounding boundaries,
+// exact ties of the quantizers, all-negative and constant groups. On a CPU
+// with neither, only the dispatch test runs (the portable kernels are the
+// reference, and the other test files exercise them).
 #include "tensors/kernels.h"
 
 #include <gtest/gtest.h>
@@ -17,13 +18,25 @@
 namespace mb::kernels {
 namespace {
 
-class KernelsTest : public ::testing::Test {
+struct NamedTable {
+  const char* name;
+  const Table* table;
+};
+
+void PrintTo(const NamedTable& t, std::ostream* os) { *os << t.name; }
+
+// The vector tables present on this CPU and build.
+std::vector<NamedTable> vector_tables() {
+  std::vector<NamedTable> out;
+  if (avx2_table() != nullptr) out.push_back({"avx2", avx2_table()});
+  if (neon_table() != nullptr) out.push_back({"neon", neon_table()});
+  return out;
+}
+
+class KernelsTest : public ::testing::TestWithParam<NamedTable> {
  protected:
-  void SetUp() override {
-    if (avx2_table() == nullptr) GTEST_SKIP() << "this CPU has no AVX2/F16C: only the portable kernels run here";
-  }
   const Table& p = portable_table();
-  const Table& v = *avx2_table();
+  const Table& v = *GetParam().table;
 };
 
 uint32_t bits_of(float f) { return std::bit_cast<uint32_t>(f); }
@@ -80,7 +93,7 @@ std::vector<float> random_values(size_t n, float amp, uint32_t seed) {
   return out;
 }
 
-TEST_F(KernelsTest, F16ConversionsMatchOnEveryHalfAndSpecialFloats) {
+TEST_P(KernelsTest, F16ConversionsMatchOnEveryHalfAndSpecialFloats) {
   // Every one of the 65536 binary16 patterns, to f32 and back.
   std::vector<uint16_t> halves(65536);
   for (size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<uint16_t>(i);
@@ -104,7 +117,7 @@ TEST_F(KernelsTest, F16ConversionsMatchOnEveryHalfAndSpecialFloats) {
   EXPECT_TRUE(same_bits(ra, rb));
 }
 
-TEST_F(KernelsTest, F16ConversionsAcceptUnalignedBytes) {
+TEST_P(KernelsTest, F16ConversionsAcceptUnalignedBytes) {
   std::vector<float> f = random_values(37, 10.0f, 3);
   std::vector<std::byte> buf(2 * f.size() + 1), ref(2 * f.size());
   v.f32_to_f16(f.data(), buf.data() + 1, static_cast<int64_t>(f.size()));
@@ -141,7 +154,7 @@ std::vector<float> quantizer_inputs(int gs) {
   return w;
 }
 
-TEST_F(KernelsTest, QuantizeGroupsMatchForEveryBitsGroupSizeAndKernel) {
+TEST_P(KernelsTest, QuantizeGroupsMatchForEveryBitsGroupSizeAndKernel) {
   for (int gs : {32, 64, 128}) {
     const std::vector<float> w = quantizer_inputs(gs);
     const int64_t groups = static_cast<int64_t>(w.size()) / gs;
@@ -161,7 +174,7 @@ TEST_F(KernelsTest, QuantizeGroupsMatchForEveryBitsGroupSizeAndKernel) {
   }
 }
 
-TEST_F(KernelsTest, QuantizeGroupsGiveTheWorkedExampleCodes) {
+TEST_P(KernelsTest, QuantizeGroupsGiveTheWorkedExampleCodes) {
   // mlx-quantization.md §5.2 example 2 through the dispatched kernel: CPU and GPU
   // codes differ exactly at the ties.
   std::vector<float> w(32);
@@ -174,7 +187,7 @@ TEST_F(KernelsTest, QuantizeGroupsGiveTheWorkedExampleCodes) {
   EXPECT_EQ(c, cpu);
 }
 
-TEST_F(KernelsTest, DequantizePackedMatchesForEveryBitsAndGroupSize) {
+TEST_P(KernelsTest, DequantizePackedMatchesForEveryBitsAndGroupSize) {
   for (int gs : {32, 64, 128})
     for (int bits : {2, 3, 4, 5, 6, 8}) {
       const int64_t groups = 50;
@@ -194,7 +207,7 @@ TEST_F(KernelsTest, DequantizePackedMatchesForEveryBitsAndGroupSize) {
     }
 }
 
-TEST_F(KernelsTest, LoraDeltaMatchesForEveryTailLength) {
+TEST_P(KernelsTest, LoraDeltaMatchesForEveryTailLength) {
   for (int64_t rank : {1, 8, 16, 70})
     for (int64_t n : {1, 7, 8, 31, 32, 33, 896, 903}) {
       std::vector<float> coef = random_values(static_cast<size_t>(rank), 0.5f, 9);
@@ -208,7 +221,7 @@ TEST_F(KernelsTest, LoraDeltaMatchesForEveryTailLength) {
     }
 }
 
-TEST_F(KernelsTest, RetentionLanesMatchAndAccumulate) {
+TEST_P(KernelsTest, RetentionLanesMatchAndAccumulate) {
   for (int64_t n : {1, 3, 4, 5, 896, 4099}) {
     std::vector<float> w0 = random_values(static_cast<size_t>(n), 0.05f, 11);
     std::vector<float> t = w0, r = w0;
@@ -226,9 +239,19 @@ TEST_F(KernelsTest, RetentionLanesMatchAndAccumulate) {
   }
 }
 
-TEST(Kernels, TheDispatchPicksAvx2WhenTheCpuHasIt) {
-  EXPECT_EQ(&table(), avx2_table() ? avx2_table() : &portable_table());
-  EXPECT_STREQ(isa(), avx2_table() ? "avx2" : "portable");
+INSTANTIATE_TEST_SUITE_P(VectorTables, KernelsTest, ::testing::ValuesIn(vector_tables()),
+                         [](const ::testing::TestParamInfo<NamedTable>& info) { return info.param.name; });
+// A CPU with no vector table instantiates nothing; the dispatch test below
+// still checks that the portable kernels are chosen.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(KernelsTest);
+
+TEST(Kernels, TheDispatchPicksTheVectorTableTheCpuHas) {
+  const std::vector<NamedTable> tables = vector_tables();
+  EXPECT_EQ(&table(), tables.empty() ? &portable_table() : tables.front().table);
+  EXPECT_STREQ(isa(), tables.empty() ? "portable" : tables.front().name);
+#if defined(__aarch64__)
+  EXPECT_STREQ(isa(), "neon");
+#endif
 }
 
 }  // namespace

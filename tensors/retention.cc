@@ -131,7 +131,10 @@ Result<RetentionReport> measure_retention(const FileSystem& fs, const fs::path& 
   report.bits = bits;
   threads = resolve_threads(threads);
   int64_t done = 0;
-  for (const auto& [name, modules] : adapted) {
+  for (const auto& entry : adapted) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const auto& name = entry.first;
+    const auto& modules = entry.second;
     if (!model.weights().contains(name))
       return make_error(Errc::kInvalidInput, model_dir.string(),
                         "the model has no tensor {}, which the adapters change", name);
