@@ -117,8 +117,8 @@ class ServerProcess {
 class OpenAIRunner : public Runner {
  public:
   OpenAIRunner(BaseUrl url, std::string model, double timeout_s)
-      : m_url(std::move(url)), m_model(std::move(model)), m_client(m_url.origin()) {
-    m_client.set_connection_timeout(std::chrono::seconds(10));
+      : m_url(std::move(url)), m_model(std::move(model)), m_timeout_s(timeout_s), m_client(m_url.origin()) {
+    m_client.set_connection_timeout(std::chrono::seconds(kConnectTimeoutS));
     m_client.set_read_timeout(millis(timeout_s));
     m_client.set_write_timeout(std::chrono::seconds(60));
   }
@@ -159,6 +159,24 @@ class OpenAIRunner : public Runner {
                       m_url.normalized(), ready_timeout_s, m_server->log_tail());
   }
 
+  // httplib names the failing call ("Read", "Connection"); a user wants to
+  // know what happened. A read that fails after the timeout timed out; one
+  // that fails sooner lost its connection.
+  std::string describe(httplib::Error e, double elapsed_s) const {
+    switch (e) {
+      case httplib::Error::Read:
+        if (elapsed_s >= 0.9 * m_timeout_s)
+          return fmt::format("timed out after {:g} s (runner.timeout_s)", m_timeout_s);
+        return "the connection closed before a reply";
+      case httplib::Error::Connection:
+        if (elapsed_s >= 0.9 * kConnectTimeoutS) return fmt::format("could not connect within {} s", kConnectTimeoutS);
+        return "connection refused (nothing is listening there)";
+      default:
+        return httplib::to_string(e);
+    }
+  }
+  static double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
   Result<RunnerReply> respond(const Suite& suite, const Case& c) override {
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     if (!suite.system.empty()) messages.push_back({{"role", "system"}, {"content", suite.system}});
@@ -173,7 +191,8 @@ class OpenAIRunner : public Runner {
     auto start = Clock::now();
     auto res = m_client.Post(m_url.prefix + "/v1/chat/completions", body.dump(), "application/json");
     if (!res)
-      return make_error(Errc::kStepFailed, "runner", "no reply from {}: {}", where, httplib::to_string(res.error()));
+      return make_error(Errc::kStepFailed, "runner", "no reply from {}: {}", where,
+                        describe(res.error(), seconds_since(start)));
     if (res->status != 200)
       return make_error(Errc::kStepFailed, "runner", "{} answered HTTP {}: {}", where, res->status,
                         res->body.substr(0, 200));
@@ -210,8 +229,10 @@ class OpenAIRunner : public Runner {
     return false;
   }
 
+  static constexpr int kConnectTimeoutS = 10;
   BaseUrl m_url;
   std::string m_model;
+  double m_timeout_s;
   httplib::Client m_client;
   std::unique_ptr<ServerProcess> m_server;
 };

@@ -1,8 +1,12 @@
 // Runners against real processes and a real local HTTP server.
 #include "gate/runner.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -130,6 +134,25 @@ TEST(OpenAIRunner, MalformedReplyAndNoServerAreErrors) {
   auto r2 = (*nothing)->respond(two_case_suite(), two_case_suite().cases[0]);
   ASSERT_FALSE(r2.ok());
   EXPECT_NE(r2.error().message.find("no reply"), std::string::npos);
+  EXPECT_NE(r2.error().message.find("connection refused"), std::string::npos) << r2.error().message;
+
+  // A server that accepts the connection (the kernel does, from the listen
+  // backlog) but never answers: the reply times out, and says so.
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(sock, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string silent = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto slow = make_runner(*fs, {{"type", "openai"}, {"url", silent}, {"timeout_s", 0.5}}, RunnerTarget{"m", {}, 1});
+  ASSERT_TRUE(slow.ok()) << slow.error().to_string();
+  auto r3 = (*slow)->respond(two_case_suite(), two_case_suite().cases[0]);
+  ::close(sock);
+  ASSERT_FALSE(r3.ok());
+  EXPECT_NE(r3.error().message.find("timed out after 0.5 s"), std::string::npos) << r3.error().message;
 }
 
 TEST(OpenAIRunner, AServerThatNeverComesUpIsAnError) {

@@ -12,5 +12,6 @@ ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 600
 # alone is estimated at ~45 minutes
 # on the shared 2-core machine.
 if [ "${MODELBUILD_TEST_ARM64:-0}" = 1 ]; then scripts/test-arm64.sh; fi
-# Each parser of untrusted bytes gets a short fuzzing run under ASan+UBSan.
-scripts/fuzz.sh 20
+# The fuzzers (tests/fuzz, MODELBUILD_FUZZ) are not run here yet: their clang
+# ASan+UBSan build has not gone through once (issue 14). Run by hand:
+# scripts/fuzz.sh SECONDS [FUZZER...].

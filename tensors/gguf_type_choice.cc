@@ -49,7 +49,7 @@ GgmlType fallback(GgmlType type, int64_t row_length) {
 }
 
 GgmlType adjusted_type(GgufFileType file_type, const GgufTensorShape& t, GgmlType type) {
-  const bool k_m = file_type == GgufFileType::kQ4_K_M || file_type == GgufFileType::kQ5_K_M;
+  const bool medium_mix = file_type == GgufFileType::kQ4_K_M || file_type == GgufFileType::kQ5_K_M;
   const bool is_output = t.name == "output.weight" || (t.tied_embeddings && t.name == "token_embd.weight");
   if (is_output) {
     if (!ggml_row_fits(type, t.row_length)) return GgmlType::kQ8_0;
@@ -57,7 +57,7 @@ GgmlType adjusted_type(GgufFileType file_type, const GgufTensorShape& t, GgmlTyp
   }
   if (t.name == "token_embd.weight") return type;
   if (contains(t.name, "attn_v.weight") || contains(t.name, "ffn_down")) {
-    if (k_m && use_more_bits(t.layer, t.n_layers)) return GgmlType::kQ6_K;
+    if (medium_mix && use_more_bits(t.layer, t.n_layers)) return GgmlType::kQ6_K;
     return type;
   }
   if (contains(t.name, "attn_qkv.weight")) {
