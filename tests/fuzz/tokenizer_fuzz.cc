@@ -1,5 +1,6 @@
 // libFuzzer entry point for the tokenizer: tokenizer.json parsing, encoding
-// and decoding, all from memory. Not part of the default build.
+// and decoding, all from memory. Built with -DMODELBUILD_FUZZ=ON (clang);
+// run with scripts/fuzz.sh SECONDS tokenizer_fuzz.
 //
 // Two kinds of input:
 //   - starting with '{': a tokenizer.json document, optionally followed by a
