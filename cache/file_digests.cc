@@ -66,6 +66,8 @@ Error corrupt(const fs::path& path, const char* why) { return make_error(Errc::k
 }  // namespace
 
 struct FileDigestCache::Progress {
+  // A constructor, not aggregate paren-init, which clang 14 lacks.
+  Progress(Reporter& r, std::string l, uint64_t t) : reporter(r), label(std::move(l)), total(t) {}
   Reporter& reporter;
   std::string label;  // "hash base-4bit"
   uint64_t total = 0;
@@ -334,7 +336,7 @@ Result<std::vector<TreeEntry>> FileDigestCache::tree_entries(const fs::path& dir
   }
   uint64_t bytes_to_hash = 0;
   for (size_t i : to_hash) bytes_to_hash += files[i].stat.size;
-  Progress progress{m_reporter, "hash " + abs.filename().string(), bytes_to_hash, {0}, {}, 0};
+  Progress progress(m_reporter, "hash " + abs.filename().string(), bytes_to_hash);
   // The first error stops the walk; it is returned below in file order.
   const Status walked =
       parallel_for(static_cast<int64_t>(to_hash.size()), std::max(threads, 1), [&](int64_t k) -> Status {
