@@ -262,14 +262,19 @@ int run(const Options& o) {
   std::vector<float> logits;
   uint64_t seed = 7;
   std::vector<int32_t> prompt(o.prompt);
-  for (auto& t : prompt) t = static_cast<int32_t>(splitmix(seed) % 151643);
+  // Ordinary (non-special) ids of the vocabulary: Qwen's first 151643.
+  const uint64_t ids = std::min<uint64_t>(151643, static_cast<uint64_t>(model->config.vocab_size));
+  for (auto& t : prompt) t = static_cast<int32_t>(splitmix(seed) % ids);
 
   double prefill_best = 1e30, prefill_cpu = 0;
   for (int rep = 0; rep < 3; ++rep) {
     fw.reset();
     t0 = Clock::now();
     const double c0 = cpu_seconds();
-    if (!fw.run(prompt, false, logits).ok()) return 1;
+    if (Status st = fw.run(prompt, false, logits); !st.ok()) {
+      fmt::print(stderr, "prefill failed: {}\n", st.error().to_string());
+      return 1;
+    }
     const double wall = seconds_since(t0);
     if (wall < prefill_best) {
       prefill_best = wall;
