@@ -14,7 +14,7 @@ int inspect_command(const std::vector<std::string>& args) {
   std::string path;
   bool list_tensors = false;
   bool json = false;
-  app.add_option("path", path, "a model directory (config.json) or adapter directory (adapter_config.json)")
+  app.add_option("path", path, "a model directory (config.json), adapter directory (adapter_config.json) or .gguf file")
       ->required();
   app.add_flag("--tensors", list_tensors, "list every tensor with its dtype, shape and quantization");
   app.add_flag("--json", json, "print the inspection as JSON (always lists the tensors)");

@@ -14,6 +14,7 @@
 #include "tensors/fuse_test_support.h"
 #include "tensors/gguf_names.h"
 #include "tensors/gguf_reader.h"
+#include "tensors/inspect.h"
 #include "tensors/model_dir.h"
 
 namespace mb {
@@ -231,6 +232,31 @@ TEST(GgufExport, UnmappedTensorIsNamed) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, Errc::kUnsupported);
   EXPECT_EQ(s.error().where, "model.layers.0.mlp.experts.weight");
+}
+
+TEST(GgufInspect, TypesBitsMetadataAndSize) {
+  TempDir dir;
+  export_tiny(dir.path() / "q8.gguf", GgufFileType::kQ8_0);
+  std::unique_ptr<FileSystem> rfs = make_real_file_system();
+  Result<Inspection> in = inspect(*rfs, dir.path() / "q8.gguf");
+  ASSERT_TRUE(in) << in.error().to_string();
+  EXPECT_EQ(in->kind, InspectKind::kGguf);
+  EXPECT_EQ(in->disk_bytes, fs::file_size(dir.path() / "q8.gguf"));
+  ASSERT_EQ(in->groups.size(), 2u);
+  EXPECT_EQ(in->groups[1].label, "q8_0");
+  EXPECT_EQ(in->groups[1].nominal_bits, 8.5);
+  EXPECT_EQ(in->gguf_metadata["tokenizer.ggml.tokens"], "[1024 values]");
+  EXPECT_EQ(in->gguf_metadata["general.architecture"], "qwen2");
+  std::string text = render_inspection(*in, true);
+  EXPECT_NE(text.find("blk.0.attn_q.weight  q8_0 [128, 128]"), std::string::npos) << text;
+  EXPECT_NE(text.find("general.file_type = 7"), std::string::npos) << text;
+  EXPECT_EQ(in->to_json()["kind"], "gguf");
+  // A truncated file is an error naming it.
+  fs::resize_file(dir.path() / "q8.gguf", 1000);
+  Result<Inspection> bad = inspect(*rfs, dir.path() / "q8.gguf");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::kCorrupt);
+  EXPECT_NE(bad.error().where.find("q8.gguf"), std::string::npos);
 }
 
 }  // namespace

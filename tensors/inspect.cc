@@ -146,6 +146,7 @@ Result<Inspection> inspect_adapter(const FileSystem& fs, const fs::path& dir) {
 }  // namespace
 
 Result<Inspection> inspect(const FileSystem& fs, const fs::path& path) {
+  if (path.extension() == ".gguf") return inspect_gguf(fs, path);
   if (fs.stat(path / "config.json").ok()) return inspect_model(fs, path);
   if (fs.stat(path / "adapter_config.json").ok() || fs.stat(path / "adapters.safetensors").ok() ||
       fs.stat(path / "adapter_model.safetensors").ok())
@@ -157,7 +158,7 @@ Result<Inspection> inspect(const FileSystem& fs, const fs::path& path) {
 
 nlohmann::json Inspection::to_json() const {
   nlohmann::json j;
-  j["kind"] = kind == InspectKind::kModel ? "model" : "adapter";
+  j["kind"] = kind == InspectKind::kModel ? "model" : kind == InspectKind::kGguf ? "gguf" : "adapter";
   j["path"] = path.string();
   j["parameters"] = parameters;
   j["tensor_bytes"] = tensor_bytes;
@@ -174,7 +175,7 @@ nlohmann::json Inspection::to_json() const {
   j["tensors"] = nlohmann::json::array();
   for (const TensorSummary& t : tensors) {
     nlohmann::json e = {{"name", t.name},
-                        {"dtype", dtype_name(t.dtype)},
+                        {"dtype", t.ggml_type.empty() ? dtype_name(t.dtype) : t.ggml_type.c_str()},
                         {"shape", t.shape},
                         {"parameters", t.parameters},
                         {"bytes", t.bytes}};
@@ -183,6 +184,7 @@ nlohmann::json Inspection::to_json() const {
     if (t.quant_overhead) e["quantization_overhead"] = true;
     j["tensors"].push_back(std::move(e));
   }
+  if (kind == InspectKind::kGguf) j["metadata"] = gguf_metadata;
   if (adapter)
     j["adapter"] = {{"format", adapter->format},
                     {"dora", adapter->dora},
@@ -193,7 +195,15 @@ nlohmann::json Inspection::to_json() const {
 }
 
 std::string render_inspection(const Inspection& in, bool list_tensors) {
-  std::string s = fmt::format("{} {}\n", in.kind == InspectKind::kModel ? "model" : "adapter", in.path.string());
+  const char* kind = in.kind == InspectKind::kModel ? "model" : in.kind == InspectKind::kGguf ? "gguf" : "adapter";
+  std::string s = fmt::format("{} {}\n", kind, in.path.string());
+  if (in.kind == InspectKind::kGguf) {
+    for (const auto& [key, value] : in.gguf_metadata.items()) {
+      std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+      if (text.size() > 80 || text.find('\n') != std::string::npos) text = fmt::format("<{} bytes>", text.size());
+      s += fmt::format("  {} = {}\n", key, text);
+    }
+  }
   if (in.adapter)
     s += fmt::format("  {} {}: {} modules, rank {}, scale {}\n", in.adapter->format, in.adapter->dora ? "DoRA" : "LoRA",
                      in.adapter->modules, fmt::join(in.adapter->ranks, "/"), fmt::join(in.adapter->scales, "/"));
@@ -216,7 +226,8 @@ std::string render_inspection(const Inspection& in, bool list_tensors) {
   if (list_tensors) {
     s += "  tensors:\n";
     for (const TensorSummary& t : in.tensors) {
-      s += fmt::format("    {}  {} {}", t.name, dtype_name(t.dtype), shape_str(t.shape));
+      s += fmt::format("    {}  {} {}", t.name, t.ggml_type.empty() ? dtype_name(t.dtype) : t.ggml_type.c_str(),
+                       shape_str(t.shape));
       if (t.quant)
         s += fmt::format("  {}-bit gs{} → {}", t.quant->bits, t.quant->group_size, shape_str(t.logical_shape));
       s += "\n";

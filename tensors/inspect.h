@@ -31,7 +31,7 @@
 
 namespace mb {
 
-enum class InspectKind { kModel, kAdapter };
+enum class InspectKind { kModel, kAdapter, kGguf };
 
 struct TensorSummary {
   std::string name;
@@ -42,6 +42,7 @@ struct TensorSummary {
   bool quant_overhead = false;         // the scales/biases of a quantized weight
   uint64_t parameters = 0;             // 0 for scales/biases
   uint64_t bytes = 0;                  // stored bytes
+  std::string ggml_type;               // GGUF files: "q4_K", ... (dtype is then unused)
 };
 
 // One line of the size breakdown: tensors stored the same way.
@@ -71,6 +72,8 @@ struct Inspection {
   uint64_t safetensors_bytes = 0;  // the .safetensors files (headers included)
   uint64_t disk_bytes = 0;         // every regular file in the directory
   std::optional<AdapterSummary> adapter;
+  // GGUF files: the metadata, with arrays longer than 8 shortened to a count.
+  nlohmann::json gguf_metadata;
 
   double bits_per_weight() const {
     return parameters == 0 ? 0.0 : static_cast<double>(tensor_bytes) * 8.0 / static_cast<double>(parameters);
@@ -81,6 +84,9 @@ struct Inspection {
 // A model directory (config.json + safetensors) or an adapter directory
 // (adapter_config.json + adapters.safetensors / adapter_model.safetensors).
 Result<Inspection> inspect(const FileSystem& fs, const fs::path& path);
+// One .gguf file (tensors/gguf_inspect.cc): tensors with their ggml types
+// and shapes (torch order), bits per weight per type, metadata, file size.
+Result<Inspection> inspect_gguf(const FileSystem& fs, const fs::path& file);
 // Human-readable summary; with `list_tensors`, one line per tensor.
 std::string render_inspection(const Inspection& inspection, bool list_tensors);
 
