@@ -9,36 +9,11 @@
 #include <deque>
 #include <map>
 
+#include "tensors/gguf_names.h"
+
 namespace mb::inference {
 
 namespace {
-
-// GGUF name of an engine (Hugging Face) tensor name; "" when it has none.
-std::string gguf_name(const std::string& name) {
-  static const std::map<std::string, std::string> kTop = {
-      {"model.embed_tokens.weight", "token_embd.weight"},
-      {"model.norm.weight", "output_norm.weight"},
-      {"lm_head.weight", "output.weight"},
-  };
-  static const std::map<std::string, std::string> kLayer = {
-      {"input_layernorm", "attn_norm"},    {"post_attention_layernorm", "ffn_norm"},
-      {"self_attn.q_proj", "attn_q"},      {"self_attn.k_proj", "attn_k"},
-      {"self_attn.v_proj", "attn_v"},      {"self_attn.o_proj", "attn_output"},
-      {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"},
-      {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
-      {"mlp.down_proj", "ffn_down"},
-  };
-  if (auto it = kTop.find(name); it != kTop.end()) return it->second;
-  constexpr std::string_view kPrefix = "model.layers.";
-  if (!name.starts_with(kPrefix)) return "";
-  const size_t dot = name.find('.', kPrefix.size());
-  const size_t last = name.rfind('.');
-  if (dot == std::string::npos || last <= dot) return "";
-  const std::string layer = name.substr(kPrefix.size(), dot - kPrefix.size());
-  auto it = kLayer.find(name.substr(dot + 1, last - dot - 1));
-  if (it == kLayer.end()) return "";
-  return fmt::format("blk.{}.{}{}", layer, it->second, name.substr(last));
-}
 
 std::optional<std::string> float_dtype(GgmlType t) {
   if (t == GgmlType::kF32) return "F32";
@@ -68,6 +43,11 @@ class GgufSource final : public TensorSource, public QuantRule {
     t.bytes = std::as_bytes(bytes);
     if (const int heads = permuted_heads(g); heads > 0) t.bytes = unpermute(t, heads);
     return &m_cache.emplace(name, std::move(t)).first->second;
+  }
+
+  // GGUF name of an engine (Hugging Face) tensor name; "" when it has none.
+  std::string gguf_name(const std::string& name) const {
+    return gguf_tensor_name(architecture_name(m_config.arch), name).value_or("");
   }
 
   std::string location(const std::string& name) const override {
@@ -102,7 +82,7 @@ class GgufSource final : public TensorSource, public QuantRule {
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t i = 0; i < d / 2; ++i)
         for (int64_t j = 0; j < 2; ++j) {
-          const int64_t hf = h * d + j * (d / 2) + i, gg = h * d + 2 * i + j;
+          const int64_t hf = h * d + j * (d / 2) + i, gg = h * d + gguf_rope_target_row(j * (d / 2) + i, d);
           std::memcpy(out.data() + hf * rb, t.bytes.data() + gg * rb, rb);
         }
     return out;

@@ -2,6 +2,8 @@
 // "Architecture metadata"), read back as config.json would give them.
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "inference/gguf_model.h"
 
 namespace mb::inference {
@@ -131,9 +133,17 @@ Result<ModelConfig> gguf_model_config(const GgufFile& file) {
   const Keys k(file, architecture_name(c.arch));
   MB_TRY(sizes(k, c));
   MB_TRY(rope_and_norm(k, c));
-  if (file.find("rope_freqs.weight"))
-    return Error{Errc::kUnsupported, file.path().string(),
-                 "rope_freqs.weight: per-frequency rope factors (Llama 3 rope scaling) are not supported"};
+  if (const GgufTensorInfo* f = file.find("rope_freqs.weight")) {
+    // Llama 3 rope scaling as llama.cpp stores it: one divisor per frequency.
+    if (f->type != GgmlType::kF32 || f->dims != std::vector<uint64_t>{static_cast<uint64_t>(c.head_dim / 2)})
+      return Error{Errc::kCorrupt, file.path().string(),
+                   fmt::format("rope_freqs.weight: expected F32 [{}] (head size / 2)", c.head_dim / 2)};
+    const std::span<const uint8_t> b = file.bytes(*f);
+    c.rope.freq_factors.resize(c.head_dim / 2);
+    std::memcpy(c.rope.freq_factors.data(), b.data(), c.rope.freq_factors.size() * 4);
+    for (float x : c.rope.freq_factors)
+      if (!(x > 0)) return Error{Errc::kCorrupt, file.path().string(), "rope_freqs.weight: factors must be > 0"};
+  }
   const GgufTensorInfo* embed = file.find("token_embd.weight");
   if (!embed) return Error{Errc::kCorrupt, file.path().string(), "token_embd.weight: missing tensor"};
   if (embed->dims.size() != 2 || embed->dims[1] == 0 || embed->dims[1] > INT32_MAX)

@@ -13,6 +13,7 @@
 #include "inference/engine.h"
 #include "inference/gguf_test_support.h"
 #include "inference/golden_test_support.h"
+#include "tensors/gguf_export.h"
 
 namespace mb::inference {
 namespace {
@@ -207,6 +208,37 @@ TEST(GgufEngine, ADirectoryWithSeveralGgufFilesIsAnError) {
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.error().code, Errc::kInvalidInput);
   EXPECT_NE(e.error().message.find("holds 2 .gguf files"), std::string::npos) << e.error().to_string();
+}
+
+}  // namespace
+}  // namespace mb::inference
+
+namespace mb::inference {
+namespace {
+
+// Files from the project's own exporter (tensors/gguf_export.h): a float
+// model as F16 keeps its greedy tokens; llama with Llama 3 rope scaling
+// (stored as rope_freqs.weight) stays close to the safetensors model.
+TEST(GgufEngine, ExportedFilesRunLikeTheirSource) {
+  TempDir tmp;
+  for (const char* name : {"qwen2-f32", "llama-bf16", "qwen3-bf16"}) {
+    SCOPED_TRACE(name);
+    const fs::path src = golden_model(name), file = tmp.path() / fmt::format("{}.gguf", name);
+    GgufExportOptions o;
+    o.threads = 1;
+    auto stats = export_gguf(src, file, o);
+    ASSERT_TRUE(stats.ok()) << stats.error().to_string();
+    auto got = load_engine(file), want = load_engine(src);
+    ASSERT_TRUE(got && want);
+    const auto ids = prompt_ids(*want);
+    const auto a = got->logits(ids).value(), b = want->logits(ids).value();
+    ASSERT_EQ(a.size(), b.size());
+    float worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+    // F16 storage of bf16/f32 weights: a few f16 ulps per weight.
+    EXPECT_LT(worst, 0.05f);
+    EXPECT_EQ(greedy(*got, "Say something").tokens, greedy(*want, "Say something").tokens);
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #pragma once
 // The tokenizer of a GGUF file, from its tokenizer.ggml.* metadata alone
 // (docs/formats/gguf.md, "Tokenizer metadata"; how the engine reads it back:
-// docs/formats/tokenizer.md, "From GGUF metadata"), so that a lone .gguf
+// docs/formats/tokenizer.md §9), so that a lone .gguf
 // file runs without tokenizer.json or tokenizer_config.json.
 //
 // Only byte-level BPE ("gpt2") is read. The pre-tokenizer name selects the

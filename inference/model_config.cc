@@ -190,6 +190,10 @@ Result<ModelConfig> parse_model_config(std::string_view json_text, const std::st
 std::vector<double> rope_inv_freq(const RopeConfig& rope, int head_dim) {
   std::vector<double> f(head_dim / 2);
   for (int i = 0; i < head_dim / 2; ++i) f[i] = std::pow(rope.theta, -2.0 * i / head_dim);
+  if (!rope.freq_factors.empty()) {
+    for (size_t i = 0; i < f.size() && i < rope.freq_factors.size(); ++i) f[i] /= rope.freq_factors[i];
+    return f;
+  }
   if (rope.type == RopeConfig::Type::kLinear) {
     for (auto& x : f) x /= rope.factor;
   } else if (rope.type == RopeConfig::Type::kLlama3) {

@@ -22,6 +22,9 @@ struct RopeConfig {
   double low_freq_factor = 1.0;          // kLlama3
   double high_freq_factor = 4.0;         // kLlama3
   double original_max_positions = 8192;  // kLlama3
+  // GGUF rope_freqs.weight (how GGUF stores Llama 3 scaling): when set,
+  // frequency i is divided by freq_factors[i] instead of applying `type`.
+  std::vector<float> freq_factors;
 };
 
 struct ModelConfig {
