@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-20}
 shift || true
 all=(safetensors model_config adapter_config tokenizer tokenizer_config suite chat_request manifest lock_file recipe
-  action_entry)
+  action_entry gguf)
 fuzzers=("${@:-${all[@]}}")
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODELBUILD_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target "${fuzzers[@]/%/_fuzz}"
