@@ -1,4 +1,4 @@
-// `modelbuild generate --model DIR [--adapter DIR]... [--system TEXT |
+// `modelbuild generate --model DIR|FILE.gguf [--adapter DIR]... [--system TEXT |
 // --system-file F] (--prompt TEXT | --prompt-file F) [--tools-file F.json]
 // [--max-tokens N] [--threads N] [--json]`: greedy completion of one chat
 // turn with the built-in CPU engine. A thin front on inference::Engine.
@@ -87,7 +87,9 @@ Result<int> run_generate(const GenerateFlags& f) {
   if (f.max_tokens < 1) return make_error(Errc::kInvalidInput, "--max-tokens", "must be at least 1");
   if (f.threads < 0) return make_error(Errc::kInvalidInput, "--threads", "must not be negative");
   const fs::path model = fs::absolute(f.model);
-  if (!fs::is_directory(model)) return make_error(Errc::kInvalidInput, f.model, "no such model directory");
+  // A model directory, or a GGUF file (inference/gguf_model.h).
+  if (!fs::is_directory(model) && !(fs::is_regular_file(model) && model.extension() == ".gguf"))
+    return make_error(Errc::kInvalidInput, f.model, "no such model directory or .gguf file");
 
   std::string prompt = f.prompt, system = f.system;
   if (!f.prompt_file.empty()) {
@@ -141,7 +143,10 @@ Result<int> run_generate(const GenerateFlags& f) {
 int generate_command(const std::vector<std::string>& args) {
   CLI::App app("Generate a completion with the built-in CPU engine (greedy decoding).", "generate");
   GenerateFlags f;
-  app.add_option("--model", f.model, "model directory (config.json, tokenizer.json, *.safetensors)")->required();
+  app.add_option(
+         "--model", f.model,
+         "model directory (config.json, tokenizer.json, *.safetensors), .gguf file, or directory holding one .gguf")
+      ->required();
   app.add_option("--adapter", f.adapters, "LoRA adapter directory applied at run time (repeatable; \"\" = none)");
   auto* system = app.add_option("--system", f.system, "system message (default: the model template's own)");
   app.add_option("--system-file", f.system_file, "read the system message from a file (empty file = default)");

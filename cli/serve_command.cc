@@ -82,7 +82,9 @@ Result<std::unique_ptr<inference::Engine>> load_engine(const ServeFlags& f) {
   if (f.threads < 0) return make_error(Errc::kInvalidInput, "--threads", "must not be negative");
   if (f.port < 0 || f.port > 65535) return make_error(Errc::kInvalidInput, "--port", "must be 0..65535");
   const fs::path model = fs::absolute(f.model);
-  if (!fs::is_directory(model)) return make_error(Errc::kInvalidInput, f.model, "no such model directory");
+  // A model directory, or a GGUF file (inference/gguf_model.h).
+  if (!fs::is_directory(model) && !(fs::is_regular_file(model) && model.extension() == ".gguf"))
+    return make_error(Errc::kInvalidInput, f.model, "no such model directory or .gguf file");
   inference::LoadOptions lo;
   for (const std::string& a : f.adapters) {
     if (a.empty()) continue;  // "" = no adapter (an unset {adapter} in a runner's command)
@@ -165,7 +167,10 @@ Result<int> run_serve(const ServeFlags& f) {
 int serve_command(const std::vector<std::string>& args) {
   CLI::App app("Serve a model over an OpenAI-compatible HTTP API.", "serve");
   ServeFlags f;
-  app.add_option("--model", f.model, "model directory (config.json, tokenizer.json, *.safetensors)")->required();
+  app.add_option(
+         "--model", f.model,
+         "model directory (config.json, tokenizer.json, *.safetensors), .gguf file, or directory holding one .gguf")
+      ->required();
   app.add_option("--adapter", f.adapters, "LoRA adapter directory applied at run time (repeatable; \"\" = none)");
   app.add_option("--model-name", f.model_name, "model id reported by /v1/models (default: the directory's name)");
   app.add_option("--host", f.host, "address to listen on (default 127.0.0.1)");
