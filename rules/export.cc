@@ -2,8 +2,11 @@
 
 #include "rules/fuse.h"
 #include "rules/model_params.h"
+#include "tensors/adapters.h"
 #include "tensors/fuse.h"
+#include "tensors/gguf_export.h"
 #include "tensors/hf_export.h"
+#include "tensors/retention_gguf.h"
 
 namespace mb {
 namespace {
@@ -21,10 +24,56 @@ Status run_hf(StepContext& ctx, const StepInput& model) {
   return {};
 }
 
+// The bits a GGUF type mostly stores weights in, for the retention
+// verdict's advice (0: a float type).
+int gguf_type_bits(GgufFileType t) {
+  switch (t) {
+    case GgufFileType::kQ8_0:
+      return 8;
+    case GgufFileType::kQ6_K:
+      return 6;
+    case GgufFileType::kQ5_K_M:
+      return 5;
+    case GgufFileType::kQ4_0:
+    case GgufFileType::kQ4_K_M:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+// Same wording and levels as the fuse rule's report_retention.
+void report_retention(StepContext& ctx, const RetentionReport& r) {
+  if (!r.measured()) return;
+  ctx.report["retention"] = r.to_json();
+  const double kept = r.retained().value_or(0.0);
+  ctx.reporter.report({EventKind::kMessage,
+                       kept < 0.8 ? Level::kWarn : Level::kInfo,
+                       ctx.step_label,
+                       r.verdict(),
+                       {{"retained", kept}}});
+}
+
 Status run_gguf(StepContext& ctx, const StepInput& model, const ExportParams& p) {
-  (void)model;
-  (void)p;
-  return make_error(Errc::kUnsupported, ctx.step_label, "this build has no GGUF writer yet");
+  GgufExportOptions o;
+  o.file_type = *gguf_file_type_from_name(p.gguf_type);
+  o.threads = ctx.threads;
+  const fs::path out = ctx.output_dir / kGgufFileName;
+  MB_ASSIGN(GgufExportStats s, export_gguf(ctx.fs, model.path, out, o));
+  ctx.report["format"] = "gguf";
+  ctx.report["gguf_type"] = p.gguf_type;
+  ctx.report["bytes"] = s.bytes;
+  ctx.report["tensors_per_type"] = s.tensors_per_type;
+  const StepInput* base = ctx.input("base");
+  if (!base) return {};
+  std::vector<fs::path> dirs;
+  for (const StepInput* in : ctx.inputs_with_prefix("adapter.")) dirs.push_back(in->path);
+  MB_ASSIGN(std::vector<Adapter> adapters, load_adapters(ctx.fs, dirs));
+  MB_ASSIGN(RetentionReport r,
+            measure_gguf_retention(ctx.fs, out, base->path, adapters, fmt::format("GGUF {} export", p.gguf_type),
+                                   gguf_type_bits(o.file_type), ctx.threads, ctx.reporter));
+  report_retention(ctx, r);
+  return {};
 }
 
 }  // namespace

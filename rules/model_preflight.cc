@@ -2,6 +2,7 @@
 
 #include "inference/model_config.h"
 #include "inference/tokenizer.h"
+#include "tensors/gguf_names.h"
 #include "tensors/hf_export.h"
 
 namespace mb {
@@ -33,10 +34,11 @@ Result<std::string> read_model_type(const FileSystem& fs, const fs::path& dir, s
   return type->get<std::string>();
 }
 
-// The architectures docs/formats/gguf.md maps (general.architecture).
+// The architectures docs/formats/gguf.md maps (general.architecture), as
+// the export's own name table knows them.
 Status check_gguf_architecture(const FileSystem& fs, const fs::path& dir) {
   MB_ASSIGN(std::string arch, read_model_type(fs, dir, "a GGUF export"));
-  if (arch != "qwen2" && arch != "llama" && arch != "qwen3")
+  if (!gguf_arch_supported(arch))
     return make_error(Errc::kInvalidInput, (dir / "config.json").string(),
                       "model_type '{}' has no GGUF mapping (a GGUF export handles qwen2, llama and qwen3)", arch);
   return {};

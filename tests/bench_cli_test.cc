@@ -25,11 +25,12 @@ TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
   ASSERT_FALSE(j.is_discarded());
   std::map<std::string, nlohmann::json> c;
   for (const auto& row : j["configs"]) c[row["config"].get<std::string>()] = row;
-  // The six configurations, and a row per candidate fused_auto's search tried.
+  // The six MLX configurations, the four exports (gguf_f16, gguf_q8_0,
+  // gguf_q4_k_m, hf_f16), and a row per candidate fused_auto's search tried.
   std::vector<std::string> tried;
   for (const auto& row : j["configs"])
     if (row["config"].get<std::string>().rfind("fused_auto[", 0) == 0) tried.push_back(row["config"]);
-  ASSERT_EQ(c.size(), 6u + tried.size()) << j.dump(2);
+  ASSERT_EQ(c.size(), 10u + tried.size()) << j.dump(2);
   ASSERT_FALSE(tried.empty());
   for (size_t k = 0; k < tried.size(); ++k) {
     const bool last = k + 1 == tried.size();  // the search stops at the first that passes
@@ -55,6 +56,13 @@ TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
   EXPECT_EQ(c["fused_4bit"]["gate"], "fail");
   EXPECT_EQ(c["fused_8bit"]["gate"], "pass");
   EXPECT_EQ(c["base"]["gate"], "none");
+  // The GGUF rows are measured on the GGUF bytes; their retention is the
+  // export's own (Q4_K_M keeps far less of the delta than Q8_0).
+  EXPECT_EQ(acc("gguf_q8_0"), 1.0);
+  EXPECT_EQ(c["gguf_q8_0"]["gate"], "pass");
+  ASSERT_TRUE(c["gguf_q8_0"]["retention"].is_number()) << c["gguf_q8_0"].dump();
+  ASSERT_TRUE(c["gguf_q4_k_m"]["retention"].is_number()) << c["gguf_q4_k_m"].dump();
+  EXPECT_GT(c["gguf_q8_0"]["retention"].get<double>(), c["gguf_q4_k_m"]["retention"].get<double>());
 
   // Retention explains it: near zero for in-place 4-bit, and the lowest.
   ASSERT_TRUE(c["fused_4bit"]["retention"].is_number()) << c["fused_4bit"].dump();

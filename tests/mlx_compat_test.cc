@@ -396,13 +396,15 @@ TEST_F(MlxModels, FusedModelsLoadAndComputeAsOurs) {
 
 // The bundled example's targets, built by the real binary. Its model is 128
 // wide, so only the 8-bit and float targets fit this MLX's quantizer.
+// hf_f16 is the Hugging Face layout (docs/formats/hf-layout.md): one
+// {"format":"pt"} shard and no index, which MLX loads as well.
 TEST_F(MlxModels, BundledExampleTargetsLoadAndComputeAsOurs) {
   const fs::path project = path("tiny");
   fs::create_directories(project);
   e2e::copy_tiny_example(project);
-  e2e::CliRun r = e2e::modelbuild(project, {"fused_8bit", "fused_f16"});
+  e2e::CliRun r = e2e::modelbuild(project, {"fused_8bit", "fused_f16", "hf_f16"});
   ASSERT_EQ(r.code, 0) << r.output;
-  for (const char* target : {"fused_8bit", "fused_f16"}) {
+  for (const char* target : {"fused_8bit", "fused_f16", "hf_f16"}) {
     SCOPED_TRACE(target);
     json s = mlx_load(project / "build" / target);
     EXPECT_EQ(s["quantized"].size(), std::string(target) == "fused_8bit" ? 29u : 0u) << s.dump();
