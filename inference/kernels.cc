@@ -29,6 +29,7 @@ const char* float_type_name(FloatType t) {
 size_t float_type_size(FloatType t) { return t == FloatType::kF32 ? 4 : 2; }
 
 uint64_t WeightMatrix::row_bytes() const {
+  if (format == WeightFormat::kGgml) return ggml_row_size(ggml, cols);
   if (format == WeightFormat::kAffine) return static_cast<uint64_t>(cols) * bits / 8;
   return static_cast<uint64_t>(cols) * float_type_size(dtype);
 }
@@ -41,6 +42,7 @@ uint64_t WeightMatrix::total_bytes() const {
 
 std::string WeightMatrix::describe() const {
   if (format == WeightFormat::kFloat) return float_type_name(dtype);
+  if (format == WeightFormat::kGgml) return ggml_type_name(ggml);
   return fmt::format("q{} gs{}", bits, group_size);
 }
 
@@ -159,6 +161,7 @@ Scratch& scratch() {
 
 // Rows [r0, r1) of one job, one token.
 void decode_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px, int64_t r0, int64_t r1, float* y) {
+  if (w.format == WeightFormat::kGgml) return detail::ggml_decode_rows(k, w, px.xp, r0, r1, y + r0);
   if (w.format == WeightFormat::kFloat) {
     const uint64_t rb = w.row_bytes();
     for (int64_t r = r0; r < r1; r += 2) {
@@ -207,8 +210,8 @@ void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px,
   const int64_t groups = affine ? cols / w.group_size : 0;
   // f32 rows are used in place when aligned (MLX's writer does not pad the
   // header, so tensor data may start at any byte).
-  const bool direct_f32 =
-      !affine && w.dtype == FloatType::kF32 && reinterpret_cast<uintptr_t>(w.data) % 4 == 0 && w.row_bytes() % 4 == 0;
+  const bool direct_f32 = w.format == WeightFormat::kFloat && w.dtype == FloatType::kF32 &&
+                          reinterpret_cast<uintptr_t>(w.data) % 4 == 0 && w.row_bytes() % 4 == 0;
   if (!direct_f32) s.tile.resize(nr * cols);
   if (affine) {
     s.scales.resize(nr * groups);
@@ -217,7 +220,9 @@ void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px,
   const uint64_t rb = w.row_bytes();
   for (int64_t i = 0; i < nr; ++i) {
     const std::byte* row = w.data + (r0 + i) * rb;
-    if (affine) {
+    if (w.format == WeightFormat::kGgml) {
+      detail::ggml_dequantize_row(w, r0 + i, s.tile.data() + i * cols);
+    } else if (affine) {
       unpack_prepared(k, reinterpret_cast<const uint8_t*>(row), w.bits, cols, s.tile.data() + i * cols, s.tmp);
       row_scales(w, r0 + i, s.scales.data() + i * groups, s.biases.data() + i * groups);
     } else if (!direct_f32) {
@@ -293,6 +298,7 @@ void gather_row(const WeightMatrix& w, int64_t row, float* out) {
     for (int64_t c = 0; c < w.cols; ++c) out[c] = load_float(p, w.dtype, c);
     return;
   }
+  if (w.format == WeightFormat::kGgml) return detail::ggml_dequantize_row(w, row, out);
   std::vector<uint8_t> codes(w.cols);
   unpack_codes(reinterpret_cast<const uint8_t*>(p), w.bits, w.cols, codes.data());
   const int64_t groups = w.cols / w.group_size;
