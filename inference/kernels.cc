@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "inference/kernels_impl.h"
@@ -50,12 +52,35 @@ std::string WeightMatrix::describe() const {
 
 namespace {
 
-std::atomic<bool> g_force_portable{false};
+// The implementations from the widest down; kernels() takes the first the
+// CPU has, unless a test or $MODELBUILD_KERNELS asks for another.
+struct Isa {
+  const char* name;
+  const Kernels* (*get)();
+};
+const Kernels* portable_ptr() { return &detail::portable_kernels(); }
+constexpr Isa kIsas[] = {
+    {"avx512", detail::avx512_kernels}, {"avx2", detail::avx2_kernels}, {"portable", portable_ptr}};
+
+std::atomic<const Kernels*> g_forced{nullptr};
+
+const Kernels* from_environment() {
+  const char* want = std::getenv("MODELBUILD_KERNELS");
+  if (want == nullptr || *want == '\0') return nullptr;
+  for (const Isa& isa : kIsas)
+    if (std::string_view(want) == isa.name) return isa.get();
+  return nullptr;
+}
 
 const Kernels& kernels() {
-  if (!g_force_portable.load(std::memory_order_relaxed))
-    if (const Kernels* k = detail::avx2_kernels()) return *k;
-  return detail::portable_kernels();
+  if (const Kernels* forced = g_forced.load(std::memory_order_relaxed)) return *forced;
+  static const Kernels* best = [] {
+    if (const Kernels* k = from_environment()) return k;
+    for (const Isa& isa : kIsas)
+      if (const Kernels* k = isa.get()) return k;
+    return portable_ptr();
+  }();
+  return *best;
 }
 
 // Natural-order codes of one packed row (LSB-first bitstream).
@@ -311,8 +336,32 @@ void gather_row(const WeightMatrix& w, int64_t row, float* out) {
 
 float dot_f32(const float* a, const float* b, int64_t n) { return kernels().dot(a, b, n); }
 
-const char* kernel_isa() { return &kernels() == &detail::portable_kernels() ? "portable" : "avx2"; }
+const char* kernel_isa() {
+  for (const Isa& isa : kIsas)
+    if (isa.get() == &kernels()) return isa.name;
+  return "portable";
+}
 
-void force_portable_kernels(bool on) { g_force_portable.store(on); }
+std::vector<std::string> available_kernel_isas() {
+  std::vector<std::string> out;
+  for (const Isa& isa : kIsas)
+    if (isa.get() != nullptr) out.push_back(isa.name);
+  return out;
+}
+
+bool force_kernel_isa(std::string_view name) {
+  if (name.empty()) {
+    g_forced.store(nullptr);
+    return true;
+  }
+  for (const Isa& isa : kIsas)
+    if (name == isa.name && isa.get() != nullptr) {
+      g_forced.store(isa.get());
+      return true;
+    }
+  return false;
+}
+
+void force_portable_kernels(bool on) { force_kernel_isa(on ? "portable" : ""); }
 
 }  // namespace mb::inference

@@ -28,6 +28,8 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "inference/thread_pool.h"
 #include "tensors/dtype.h"
@@ -95,8 +97,13 @@ void gather_row(const WeightMatrix& w, int64_t row, float* out);
 // The 16-lane dot product of two float vectors (attention scores).
 float dot_f32(const float* a, const float* b, int64_t n);
 
-// Which implementation runs: "avx2" or "portable". force_portable is for tests.
+// Which implementation runs: "avx512", "avx2" or "portable" (the widest the
+// CPU has; $MODELBUILD_KERNELS picks another, for side-by-side benchmarks).
+// All give identical bits. The force_* functions are for tests: an empty
+// name restores the default; false when this CPU lacks `name`.
 const char* kernel_isa();
+std::vector<std::string> available_kernel_isas();
+bool force_kernel_isa(std::string_view name);
 void force_portable_kernels(bool on);
 
 }  // namespace mb::inference

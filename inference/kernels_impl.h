@@ -1,7 +1,7 @@
 #pragma once
 // Internal to kernels*.cc: the per-row primitives behind matmul(), in two
 // implementations with the same summation order (see kernels.h): portable C++
-// and AVX2 (x86-64 only, chosen at run time).
+// AVX2 and AVX-512 (x86-64 only, chosen at run time).
 //
 // Decode primitives read packed codes in place for 1 or 2 rows and one token.
 // Tile primitives take one row already unpacked to float codes (in prepared
@@ -52,6 +52,8 @@ struct Kernels {
 const Kernels& portable_kernels();
 // nullptr when the CPU (or the build target) has no AVX2/F16C.
 const Kernels* avx2_kernels();
+// nullptr without AVX-512F/BW/VL (or without what avx2_kernels needs).
+const Kernels* avx512_kernels();
 
 // ggml rows (kernels_ggml.cc). decode: y[r - r0] for rows [r0, r1), one
 // token, each row dequantized a chunk at a time into a thread-local buffer.
