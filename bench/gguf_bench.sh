@@ -54,4 +54,4 @@ for type in Q8_0 Q4_K_M; do
   cmp -s "$work/llama-$type.gguf" "$work/fused-$type.gguf" && echo "  (byte-identical to ours)"
   rm -f "$work/llama-$type.gguf"
 done
-echo "RSS budget: 2 x 151936 x 896 x 4 B + 200 MB = $(( (2 * 151936 * 896 * 4) / 1048576 + 200 )) MB"
+echo "RSS budget: 2 x 151936 x 896 x 4 B + 200 MB = $(( (2 * 151936 * 896 * 4) / 1000000 + 200 )) MB"
