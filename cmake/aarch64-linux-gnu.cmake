@@ -15,3 +15,7 @@ list(APPEND CMAKE_PREFIX_PATH "${sysroot}/usr")
 # Libraries and headers of the target, but programs of the host.
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(ENV{PKG_CONFIG_LIBDIR} "${sysroot}/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
+# Libraries in the sysroot need others from there (libcurl's runtime
+# dependencies): let the linker find them.
+set(CMAKE_EXE_LINKER_FLAGS_INIT
+    "-Wl,-rpath-link,${sysroot}/usr/lib/aarch64-linux-gnu -Wl,-rpath-link,${sysroot}/lib/aarch64-linux-gnu")
