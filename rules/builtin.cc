@@ -1,6 +1,7 @@
 #include "rules/builtin.h"
 
 #include "rules/command.h"
+#include "rules/export.h"
 #include "rules/fidelity.h"
 #include "rules/fuse.h"
 #include "rules/gate.h"
@@ -18,6 +19,7 @@ void register_builtin_rules(Registry& registry) {
   registry.add(std::make_unique<QuantizeRule>());
   registry.add(std::make_unique<ReferenceLogitsRule>());
   registry.add(std::make_unique<FidelityRule>());
+  registry.add(std::make_unique<ExportRule>());
 }
 
 }  // namespace mb
