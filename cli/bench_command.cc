@@ -9,9 +9,12 @@
 #include "cli/printing.h"
 #include "gate/bench.h"
 #include "gate/bench_report.h"
+#include "gate/fidelity.h"
 #include "gate/suite.h"
 #include "graph/plan.h"
+#include "inference/engine.h"
 #include "release/git_source.h"
+#include "rules/fidelity.h"
 #include "rules/fuse.h"
 #include "rules/gate.h"
 #include "rules/model_target.h"
@@ -105,7 +108,69 @@ struct BenchContext {
   gate::BenchZygote& zygote;
   std::optional<SuiteChoice> fallback;
   int runs = 1;
+  // Reference logits computed by the bench itself, by (base, adapters, suite).
+  std::map<std::string, gate::ReferenceLogits> references;
 };
+
+// The fidelity step's figures for this exact artifact, when the build ran it
+// or found it cached.
+bool fidelity_from_step(const BenchContext& c, const TargetPlan& tp, gate::BenchRow& row) {
+  const int f = tp.marked(kFidelityMark);
+  if (f < 0) return false;
+  const StepResult& r = c.report.steps[size_t(f)];
+  if (r.state != StepState::kCached && r.state != StepState::kBuilt) return false;
+  if (!r.report.contains("mean_kl") || !r.report.contains("top1_agreement")) return false;
+  row.mean_kl = r.report["mean_kl"].get<double>();
+  row.max_kl = r.report.value("max_kl", 0.0);
+  row.top1_agreement = r.report["top1_agreement"].get<double>();
+  row.fidelity_source = "fidelity";
+  return true;
+}
+
+// A model target's base or adapter: a source's path or a target's artifact.
+Result<fs::path> model_input(const BenchContext& c, const std::string& name) {
+  if (const SourceDecl* src = c.s.recipe.find_source(name)) return src->path;
+  auto it = c.plan.targets.find(name);
+  if (it == c.plan.targets.end() || !it->second.artifact)
+    return make_error(Errc::kInvalidInput, name, "has no artifact to use as a reference");
+  return input_path(c.s.recipe, c.report, *it->second.artifact);
+}
+
+// Without a fidelity step, the bench measures the figures itself against the
+// target's reference (its base with its adapters at run time), computed once
+// per (base, adapters, suite). Targets without adapters have no reference
+// other than themselves and get none.
+Status fidelity_in_bench(BenchContext& c, const TargetPlan& tp, const fs::path& suite_file, const gate::Suite& suite,
+                         const gate::RunnerTarget& artifact, gate::BenchRow& row) {
+  const TargetDecl* decl = c.s.recipe.find_target(tp.name);
+  const ModelSpec* m = decl ? decl->as<ModelSpec>() : nullptr;
+  if (!m || m->adapters.empty()) return {};
+  inference::LoadOptions ref_options;
+  ref_options.threads = artifact.threads;
+  MB_ASSIGN(fs::path base, model_input(c, m->base));
+  std::string key = base.string() + "\n" + suite_file.string();
+  for (const std::string& a : m->adapters) {
+    MB_ASSIGN(fs::path p, model_input(c, a));
+    ref_options.adapters.push_back(p);
+    key += "\n" + p.string();
+  }
+  auto it = c.references.find(key);
+  if (it == c.references.end()) {
+    MB_ASSIGN(auto engine, inference::Engine::load(*c.s.fs, base, ref_options));
+    MB_ASSIGN(gate::ReferenceLogits ref, gate::compute_reference(*engine, suite, kContinuationTokens));
+    it = c.references.emplace(key, std::move(ref)).first;
+  }
+  inference::LoadOptions options;
+  options.adapters = artifact.adapters;
+  options.threads = artifact.threads;
+  MB_ASSIGN(auto engine, inference::Engine::load(*c.s.fs, artifact.model_dir, options));
+  MB_ASSIGN(gate::FidelityReport f, gate::measure_fidelity(*engine, it->second));
+  row.mean_kl = f.overall.mean_kl;
+  row.max_kl = f.overall.max_kl;
+  row.top1_agreement = f.overall.top1_agreement;
+  row.fidelity_source = "bench";
+  return {};
+}
 
 // Measures one configuration: its artifact (and run-time adapters) on its
 // gate's suite, or the fallback suite.
@@ -148,6 +213,9 @@ Result<gate::BenchRow> measure_row(BenchContext& c, const std::string& name, con
   row.total = int(verdict.cases.size());
   row.accuracy_source = cached ? "gate" : "bench";
   row.retention = retention_of(c.report, tp);
+  if (!fidelity_from_step(c, tp, row))
+    if (Status st = fidelity_in_bench(c, tp, file, suite, target, row); !st.ok())
+      c.s.reporter->warn(fmt::format("bench {}: no fidelity figures: {}", name, st.error().to_string()));
   if (search) {
     row.gate = search->verdict == "passed" ? gate::GateOutcome::kPassed : gate::GateOutcome::kFailed;
     row.failures = search->reasons;

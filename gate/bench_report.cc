@@ -38,18 +38,30 @@ std::string cell(std::string s) {
   return out;
 }
 
+std::string kl_cell(const std::optional<double>& kl) {
+  if (!kl) return "—";
+  return *kl == 0 ? std::string("0") : fmt::format("{:.2g}", *kl);
+}
+
+std::string agreement_cell(const std::optional<double>& a) {
+  return a ? fmt::format("{:.1f}%", 100 * *a) : std::string("—");
+}
+
+nlohmann::json optional_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
+
 }  // namespace
 
 std::string render_markdown(const std::vector<BenchRow>& rows) {
   std::string out =
-      "| config | bits | size | peak mem | load s | gen s | tok/s | accuracy | retention | gate |\n"
-      "|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n";
+      "| config | bits | size | peak mem | load s | gen s | tok/s | accuracy | retention | mean KL | top-1 | gate |\n"
+      "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n";
   for (const BenchRow& r : rows) {
     std::string gate = r.gate == GateOutcome::kNone ? "—" : gate_outcome_name(r.gate);
-    out += fmt::format("| {} | {} | {} | {} | {:.3f} | {:.3f} | {:.1f} | {} ({}/{}) | {} | {} |\n", cell(r.config),
-                       cell(r.bits), human_bytes(r.size_bytes), human_bytes(r.peak_memory_bytes), r.load_seconds,
-                       r.avg_generation_seconds, r.tokens_per_second, percent(r.accuracy), r.passed, r.total,
-                       r.retention ? fmt::format("{:.2f}", *r.retention) : std::string("—"), gate);
+    out += fmt::format("| {} | {} | {} | {} | {:.3f} | {:.3f} | {:.1f} | {} ({}/{}) | {} | {} | {} | {} |\n",
+                       cell(r.config), cell(r.bits), human_bytes(r.size_bytes), human_bytes(r.peak_memory_bytes),
+                       r.load_seconds, r.avg_generation_seconds, r.tokens_per_second, percent(r.accuracy), r.passed,
+                       r.total, r.retention ? fmt::format("{:.2f}", *r.retention) : std::string("—"),
+                       kl_cell(r.mean_kl), agreement_cell(r.top1_agreement), gate);
   }
   return out;
 }
@@ -69,6 +81,10 @@ nlohmann::json render_json(const std::vector<BenchRow>& rows) {
                        {"total", r.total},
                        {"accuracy_source", r.accuracy_source},
                        {"retention", r.retention ? nlohmann::json(*r.retention) : nlohmann::json(nullptr)},
+                       {"mean_kl", optional_json(r.mean_kl)},
+                       {"max_kl", optional_json(r.max_kl)},
+                       {"top1_agreement", optional_json(r.top1_agreement)},
+                       {"fidelity_source", r.fidelity_source},
                        {"gate", r.gate == GateOutcome::kNone     ? "none"
                                 : r.gate == GateOutcome::kPassed ? "pass"
                                                                  : "fail"},
@@ -213,9 +229,15 @@ std::string render_svg(const std::vector<BenchRow>& rows) {
   std::string labels;
   for (const BenchRow& r : rows) {
     const double x = xpos(double(r.size_bytes)), y = ypos(r.accuracy);
+    // The fidelity figures go in the point's tooltip: the labels stay short
+    // enough not to collide.
+    const std::string tip = r.mean_kl ? fmt::format("{}: mean KL {}, top-1 agreement {}", r.config, kl_cell(r.mean_kl),
+                                                    agreement_cell(r.top1_agreement))
+                                      : r.config;
     svg += fmt::format(
-        "<circle class=\"point\" data-config=\"{}\" cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"{}\" stroke=\"#222\"/>\n",
-        xml_escape(r.config), num(x), num(y), row_ok(r) ? "#2a2" : "#d22");
+        "<circle class=\"point\" data-config=\"{}\" cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"{}\" "
+        "stroke=\"#222\"><title>{}</title></circle>\n",
+        xml_escape(r.config), num(x), num(y), row_ok(r) ? "#2a2" : "#d22", xml_escape(tip));
     const std::string text = fmt::format("{} ({})", r.config, percent(r.accuracy));
     const double width = 7.0 * double(text.size());  // about 7 units a character at font-size 12
     const bool left = x + 10 + width > kLeft + kPlotW;

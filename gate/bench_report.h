@@ -25,6 +25,9 @@ struct BenchRow {
   int passed = 0, total = 0;
   std::string accuracy_source;      // "gate" (the cached verdict) or "bench"
   std::optional<double> retention;  // delta retention, where it applies
+  // Fidelity against the target's reference (gate/fidelity.h), where it applies.
+  std::optional<double> mean_kl, max_kl, top1_agreement;
+  std::string fidelity_source;  // "fidelity" (the cached step) or "bench"
   GateOutcome gate = GateOutcome::kNone;
   std::optional<double> min_accuracy;  // the gate's threshold, if any
   std::vector<std::string> failures;   // why the gate or build failed
@@ -33,7 +36,7 @@ struct BenchRow {
 // "1.2 MB", "604 KB": binary units, one decimal.
 std::string human_bytes(uint64_t bytes);
 
-// | config | bits | size | peak mem | load s | gen s | tok/s | accuracy | retention | gate |
+// | config | bits | size | peak mem | load s | gen s | tok/s | accuracy | retention | mean KL | top-1 | gate |
 std::string render_markdown(const std::vector<BenchRow>& rows);
 
 // {"version": 1, "configs": [{"config", "bits", "size_bytes", …}]}

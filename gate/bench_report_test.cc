@@ -27,22 +27,34 @@ BenchRow row(std::string name, uint64_t size, double accuracy, GateOutcome gate,
   return r;
 }
 
+BenchRow with_fidelity(BenchRow r, double mean_kl, double top1) {
+  r.mean_kl = mean_kl;
+  r.max_kl = 10 * mean_kl;
+  r.top1_agreement = top1;
+  return r;
+}
+
 std::vector<BenchRow> sample() {
-  return {row("base", 600'000, 0.6, GateOutcome::kNone), row("fused_8bit", 1'050'000, 1.0, GateOutcome::kPassed, 0.89),
+  return {row("base", 600'000, 0.6, GateOutcome::kNone),
+          with_fidelity(row("fused_8bit", 1'050'000, 1.0, GateOutcome::kPassed, 0.89), 3.3e-6, 1.0),
           row("fused_f16", 1'900'000, 1.0, GateOutcome::kPassed),
           row("fused_4bit <&\"'>", 610'000, 0.6, GateOutcome::kFailed, -0.12)};
 }
 
 TEST(BenchMarkdown, OneRowPerConfigWithEveryColumn) {
   const std::string md = render_markdown(sample());
-  EXPECT_EQ(md.substr(0, md.find('\n')),
-            "| config | bits | size | peak mem | load s | gen s | tok/s | accuracy | retention | gate |");
-  EXPECT_NE(md.find("| fused_8bit | 8 | 1.0 MB | 13.0 MB | 0.250 | 0.500 | 100.0 | 100% (5/5) | 0.89 | pass |"),
+  EXPECT_EQ(
+      md.substr(0, md.find('\n')),
+      "| config | bits | size | peak mem | load s | gen s | tok/s | accuracy | retention | mean KL | top-1 | gate |");
+  EXPECT_NE(
+      md.find("| fused_8bit | 8 | 1.0 MB | 13.0 MB | 0.250 | 0.500 | 100.0 | 100% (5/5) | 0.89 | 3.3e-06 | 100.0% "
+              "| pass |"),
+      std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| base | 8 | 585.9 KB | 13.0 MB | 0.250 | 0.500 | 100.0 | 60% (3/5) | — | — | — | — |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| base | 8 | 585.9 KB | 13.0 MB | 0.250 | 0.500 | 100.0 | 60% (3/5) | — | — |"), std::string::npos)
-      << md;
-  EXPECT_NE(md.find("| -0.12 | FAIL |"), std::string::npos);
+  EXPECT_NE(md.find("| -0.12 | — | — | FAIL |"), std::string::npos);
   EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 2 + 4);
 }
 
@@ -59,6 +71,10 @@ TEST(BenchJson, CarriesTheMeasuredNumbers) {
   EXPECT_EQ(j["configs"][1]["size_bytes"], 1'050'000);
   EXPECT_DOUBLE_EQ(j["configs"][1]["retention"].get<double>(), 0.89);
   EXPECT_TRUE(j["configs"][0]["retention"].is_null());
+  EXPECT_DOUBLE_EQ(j["configs"][1]["mean_kl"].get<double>(), 3.3e-6);
+  EXPECT_DOUBLE_EQ(j["configs"][1]["max_kl"].get<double>(), 3.3e-5);
+  EXPECT_DOUBLE_EQ(j["configs"][1]["top1_agreement"].get<double>(), 1.0);
+  EXPECT_TRUE(j["configs"][0]["mean_kl"].is_null());
   EXPECT_EQ(j["configs"][0]["gate"], "none");
   EXPECT_EQ(j["configs"][3]["gate"], "fail");
 }
@@ -87,6 +103,7 @@ TEST(BenchSvg, IsWellFormedAndEscapesLabels) {
     EXPECT_TRUE(std::regex_search(svg.substr(i, 6), std::regex("^&(amp|lt|gt|quot|apos);"))) << svg.substr(i, 10);
   EXPECT_NE(svg.find("class=\"threshold\""), std::string::npos);
   EXPECT_NE(svg.find("size on disk"), std::string::npos);
+  EXPECT_NE(svg.find("<title>fused_8bit: mean KL 3.3e-06, top-1 agreement 100.0%</title>"), std::string::npos) << svg;
 }
 
 TEST(BenchSvg, PointPositionsFollowSizeAndAccuracy) {

@@ -2,6 +2,7 @@
 
 #include "rules/command.h"
 #include "rules/export.h"
+#include "rules/fidelity.h"
 #include "rules/fuse.h"
 #include "rules/gate.h"
 #include "rules/model_target.h"
@@ -16,6 +17,8 @@ void register_builtin_rules(Registry& registry) {
   registry.add(std::make_unique<GateRule>());
   registry.add(std::make_unique<FuseRule>());
   registry.add(std::make_unique<QuantizeRule>());
+  registry.add(std::make_unique<ReferenceLogitsRule>());
+  registry.add(std::make_unique<FidelityRule>());
   registry.add(std::make_unique<ExportRule>());
 }
 

@@ -1,5 +1,7 @@
 #include "rules/gate.h"
 
+#include <cmath>
+
 #include "gate/gate.h"
 #include "gate/runner.h"
 #include "graph/params.h"
@@ -7,7 +9,8 @@
 namespace mb {
 namespace {
 
-const std::vector<std::string> kGateKeys = {"suite", "min_accuracy", "min_delta_retention", "runner"};
+const std::vector<std::string> kGateKeys = {"suite",       "min_accuracy",       "min_delta_retention",
+                                            "max_mean_kl", "min_top1_agreement", "runner"};
 
 }  // namespace
 
@@ -67,6 +70,17 @@ Result<std::optional<GateDecl>> parse_gate(TargetReader& r) {
   if (g["min_delta_retention"]) {
     MB_ASSIGN(double x, fraction_at(y, g["min_delta_retention"], "min_delta_retention"));
     gate.min_delta_retention = x;
+  }
+  if (g["min_top1_agreement"]) {
+    MB_ASSIGN(double x, fraction_at(y, g["min_top1_agreement"], "min_top1_agreement"));
+    gate.min_top1_agreement = x;
+  }
+  if (g["max_mean_kl"]) {
+    // A divergence in nats: any non-negative number.
+    MB_ASSIGN(double x, y.number(g["max_mean_kl"], "max_mean_kl"));
+    if (!(x >= 0.0 && std::isfinite(x)))
+      return y.error(g["max_mean_kl"], fmt::format("'max_mean_kl' must be a non-negative number, got {}", x));
+    gate.max_mean_kl = x;
   }
   if (g["runner"]) {
     MB_ASSIGN(gate.runner, parse_runner(r, g["runner"]));

@@ -36,11 +36,15 @@ class GateRule : public Rule {
 inline constexpr const char* kGateMark = "gate";
 inline constexpr const char* kAccuracy = "accuracy";
 
-// A target's `gate:` map: {suite, min_accuracy, min_delta_retention, runner}.
+// A target's `gate:` map: {suite, min_accuracy, min_delta_retention,
+// max_mean_kl, min_top1_agreement, runner}. The last two add the fidelity
+// steps (rules/fidelity.h).
 struct GateDecl {
   std::string suite;  // a source or target name
   double min_accuracy = 1.0;
   std::optional<double> min_delta_retention;
+  std::optional<double> max_mean_kl;
+  std::optional<double> min_top1_agreement;
   nlohmann::json runner = {{"type", "native"}};
 };
 // nullopt when the target (and defaults) have no gate or `gate: null`.

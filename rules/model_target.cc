@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "rules/export.h"
+#include "rules/fidelity.h"
 #include "rules/fuse.h"
 #include "rules/model_params.h"
 #include "rules/model_preflight.h"
@@ -280,9 +281,18 @@ Status expand_search(const ModelSpec& m, TargetExpansion& x, const InputRef& bas
     }
     MB_ASSIGN(GateStep g, add_gate_step(x, *m.gate, c.artifact, {}, "gate " + tag));
     c.marks[kGateMark] = g.step;
+    MB_ASSIGN(FidelityStep f, add_fidelity_step(x, *m.gate, base, adapters, c.artifact, {}, "fidelity " + tag));
+    c.checks.insert(c.checks.end(), f.checks.begin(), f.checks.end());
     c.checks.push_back(g.accuracy);
     for (int b : before) x.order_after(fuse, b);
     before = {fuse, g.step};
+    if (f.step >= 0) {
+      // The fidelity figures need one forward pass per case, the gate a
+      // generation: the cheaper check goes first and may spare the gate.
+      c.marks[kFidelityMark] = f.step;
+      x.order_after(g.step, f.step);
+      before.push_back(f.step);
+    }
     x.plan().candidates.push_back(std::move(c));
   }
   return {};
@@ -367,13 +377,23 @@ Status ModelSpec::expand(TargetExpansion& x) const {
     x.plan().marks[kRetentionMark] = retention_step;
     if (min_retention) MB_TRY(x.add_check(retention_step, kDeltaRetention, *min_retention));
   }
-  if (gate) MB_TRY(expand_gate(x, *gate, artifact, x.plan().runtime_inputs));
+  if (!gate) return {};
+  MB_TRY(expand_gate(x, *gate, artifact, x.plan().runtime_inputs));
+  const std::vector<InputRef> runtime = x.plan().runtime_inputs;
+  MB_ASSIGN(FidelityStep f, add_fidelity_step(x, *gate, base_in, adapter_in, artifact, runtime, "fidelity"));
+  if (f.step >= 0) {
+    x.plan().marks[kFidelityMark] = f.step;
+    x.plan().checks.insert(x.plan().checks.end(), f.checks.begin(), f.checks.end());
+    x.order_after(x.plan().marks[kGateMark], f.step);
+  }
   return {};
 }
 
 Status ModelSpec::preflight(const FileSystem& fs, const SourcePathFn& source_path) const {
   ModelPreflight p;
-  p.needs_engine = gate && gate->runner.value("type", "native") == "native";
+  // The fidelity steps run the native engine whatever the gate's runner.
+  p.needs_engine =
+      gate && (gate->runner.value("type", "native") == "native" || gate->max_mean_kl || gate->min_top1_agreement);
   p.needs_gguf = format == ModelFormat::kGguf;
   p.needs_hf = format == ModelFormat::kHf;
   return preflight_model(fs, source_path, base, p);

@@ -6,6 +6,7 @@
 
 #include "base/temp_dir.h"
 #include "rules/builtin.h"
+#include "rules/fidelity.h"
 #include "rules/fuse.h"
 #include "rules/gate.h"
 
@@ -206,6 +207,51 @@ TEST_F(PlanTest, BitsAutoCandidatesCanBeChosen) {
   EXPECT_EQ(t.candidates[0].name, "2-bit gs32");
   EXPECT_EQ(t.candidates[1].name, "8-bit gs128");
   EXPECT_EQ(t.candidates[0].checks.size(), 1u);  // no min_delta_retention: accuracy only
+}
+
+TEST_F(PlanTest, FidelityThresholdsAddOneSharedReferenceAndAFidelityStepPerCandidate) {
+  Plan p = plan(R"(
+  fused_8bit: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, max_mean_kl: 0.01}}
+  fused_auto: {base: base, adapters: [lora], bits: auto, candidates: [[4, 64], [8, 64]],
+               gate: {suite: suite, max_mean_kl: 0.01, min_top1_agreement: 0.9}}
+  plain: {base: base, adapters: [lora], bits: 6, gate: {suite: suite}}
+)",
+                {});
+  EXPECT_EQ(count(p, "reference_logits"), 1);  // (base, lora, suite): one reference for all
+  EXPECT_EQ(count(p, "fidelity"), 2);          // 4-bit gs64, and 8-bit gs64 shared with fused_8bit
+  const TargetPlan& f8 = p.targets.at("fused_8bit");
+  const int fid = f8.marked(kFidelityMark);
+  ASSERT_GE(fid, 0);
+  EXPECT_EQ(p.steps[fid].kind, "fidelity");
+  // The cheap check first: the gate waits for the fidelity step.
+  EXPECT_EQ(p.steps[f8.marked(kGateMark)].after, std::vector<int>{fid});
+  ASSERT_EQ(f8.checks.size(), 2u);
+  EXPECT_EQ(f8.checks[1].pointer, "/mean_kl");
+  EXPECT_TRUE(f8.checks[1].at_most);
+  EXPECT_DOUBLE_EQ(f8.checks[1].min, 0.01);
+  const TargetPlan& a = p.targets.at("fused_auto");
+  ASSERT_EQ(a.candidates.size(), 2u);
+  const Candidate& c4 = a.candidates[0];
+  ASSERT_EQ(c4.checks.size(), 3u);  // mean KL, top-1 agreement, accuracy
+  EXPECT_EQ(c4.checks[0].what, kMeanKl);
+  EXPECT_EQ(c4.checks[1].what, kTop1Agreement);
+  EXPECT_FALSE(c4.checks[1].at_most);
+  EXPECT_EQ(a.candidates[1].marked(kFidelityMark), fid);
+  // The next candidate waits for the whole verdict of the one before.
+  EXPECT_EQ(p.steps[a.candidates[1].artifact.step].after,
+            (std::vector<int>{c4.artifact.step, c4.marked(kGateMark), c4.marked(kFidelityMark)}));
+  // No threshold, no fidelity step.
+  EXPECT_LT(p.targets.at("plain").marked(kFidelityMark), 0);
+}
+
+TEST_F(PlanTest, ChangingAFidelityThresholdChangesNoStep) {
+  Plan a = plan("  t: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, max_mean_kl: 0.1}}\n", {});
+  Plan b = plan("  t: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, max_mean_kl: 0.5}}\n", {});
+  ASSERT_EQ(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    EXPECT_EQ(a.steps[i].kind, b.steps[i].kind);
+    EXPECT_EQ(a.steps[i].params, b.steps[i].params);
+  }
 }
 
 TEST_F(PlanTest, AnotherTargetCannotBuildOnASearch) {

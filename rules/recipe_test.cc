@@ -156,6 +156,18 @@ TEST_F(RecipeTest, MeaninglessCombinations) {
   expect_error(pre + "    fusion: none\n    bits: 8\n", 9, 11, "nothing to quantize");
 }
 
+TEST_F(RecipeTest, FidelityThresholds) {
+  const std::string pre =
+      "sources:\n  b: models/base\n  a: adapters/a\n  s: suite.yaml\ntargets:\n  t:\n    base: b\n"
+      "    adapters: [a]\n";
+  expect_error(pre + "    gate: {suite: s, max_mean_kl: -0.5}\n", 9, 35, "'max_mean_kl' must be a non-negative number");
+  expect_error(pre + "    gate: {suite: s, min_top1_agreement: 1.5}\n", 9, 42,
+               "'min_top1_agreement' must be between 0");
+  expect_error(pre + "    gate: {suite: s, max_mean_kl: lots}\n", 9, 35, "max_mean_kl");
+  expect_error(pre + "    gate: {suite: s, max_mean_kll: 0.1}\n", 9, 22, "did you mean 'max_mean_kl'");
+  EXPECT_TRUE(parse(pre + "    gate: {suite: s, max_mean_kl: 0.05, min_top1_agreement: 0.95}\n").ok());
+}
+
 TEST_F(RecipeTest, ExportFormatsParse) {
   auto r = parse(R"(
 sources: {b: models/base, a: adapters/a}

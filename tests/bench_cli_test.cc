@@ -74,6 +74,21 @@ TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
   }
   EXPECT_GT(c["fused_8bit"]["retention"].get<double>(), c["fused_6bit"]["retention"].get<double>());
 
+  // Fidelity, measured by the bench against base + adapter at run time (the
+  // example sets no fidelity threshold, so no step measured it): the adapter
+  // itself is exactly the reference, and KL grows as the bits shrink.
+  auto kl = [&](const std::string& n) { return c[n]["mean_kl"].get<double>(); };
+  for (const char* n : {"adapter", "fused_f16", "fused_8bit", "fused_6bit", "fused_4bit"}) {
+    ASSERT_TRUE(c[n]["mean_kl"].is_number()) << c[n].dump();
+    EXPECT_EQ(c[n]["fidelity_source"], "bench") << n;
+  }
+  EXPECT_TRUE(c["base"]["mean_kl"].is_null());  // no adapters: nothing to compare with
+  EXPECT_EQ(kl("adapter"), 0.0);
+  EXPECT_LT(kl("fused_f16"), 1e-6);
+  EXPECT_LT(kl("fused_8bit"), kl("fused_6bit"));
+  EXPECT_LT(kl("fused_6bit"), kl("fused_4bit"));
+  EXPECT_NE(run.out.find("| mean KL | top-1 |"), std::string::npos) << run.out;
+
   // Sizes: quantizing shrinks the fused model; the runtime adapter adds to the base.
   auto size = [&](const std::string& n) { return c[n]["size_bytes"].get<uint64_t>(); };
   EXPECT_LT(size("fused_8bit"), size("fused_f16"));
