@@ -5,13 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 scripts/check-style.sh   # formatting and naming, before spending minutes on a build
-scripts/build.sh
+# g++ with warnings as errors, the tests and benchmarks included.
+scripts/build.sh -DMODELBUILD_WERROR=ON
 ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 600
 # The aarch64 cross build and qemu run (docs/releases.md, "Across instruction
 # sets"): opt-in for now (MODELBUILD_TEST_ARM64=1), since a cold cross build
 # alone is estimated at ~45 minutes
 # on the shared 2-core machine.
 if [ "${MODELBUILD_TEST_ARM64:-0}" = 1 ]; then scripts/test-arm64.sh; fi
-# The fuzzers (tests/fuzz, MODELBUILD_FUZZ) are not run here yet: their clang
-# ASan+UBSan build has not gone through once (issue 14). Run by hand:
-# scripts/fuzz.sh SECONDS [FUZZER...].
