@@ -3,7 +3,11 @@
 // machine's memory bandwidth.
 //
 //   inference_bench [--bits 4|8|...] [--group-size 64] [--threads N]
-//                   [--prompt 128] [--decode 64] [--dir DIR]
+//                   [--prompt 128] [--decode 64] [--dir DIR] [--model PATH]
+//
+// --model runs an existing model (a model directory, or anything else
+// load_model accepts) instead of writing a random one, so that
+// bench/engine_vs_llama.sh can time both engines on the same weights.
 //
 // Writes <dir>/model.safetensors + config.json (a temp dir, removed at exit,
 // unless --dir is given),
@@ -54,6 +58,7 @@ struct Options {
   int prompt = 128;
   int decode = 64;
   std::string dir;
+  std::string model;  // an existing model instead of a random one
 };
 
 // Qwen2.5-0.5B shapes.
@@ -223,18 +228,30 @@ int run(const Options& o) {
   TempDir tmp("inference-bench");
   const std::string dir = o.dir.empty() ? tmp.path().string() : o.dir;
   const int threads = o.threads > 0 ? o.threads : core_count();
-  fmt::print("model: Qwen2.5-0.5B shape, random weights, q{} gs{} (bf16 scales), {} threads, kernels {}\n", o.bits,
-             o.group_size, threads, kernel_isa());
   auto t0 = Clock::now();
-  write_model(dir, o);
-  const uint64_t disk = std::filesystem::file_size(dir + "/model.safetensors");
-  fmt::print("wrote {}/model.safetensors: {:.1f} MB in {:.1f} s\n", dir, disk / 1e6, seconds_since(t0));
+  uint64_t disk = 0;
+  if (o.model.empty()) {
+    fmt::print("model: Qwen2.5-0.5B shape, random weights, q{} gs{} (bf16 scales), {} threads, kernels {}\n", o.bits,
+               o.group_size, threads, kernel_isa());
+    write_model(dir, o);
+    disk = std::filesystem::file_size(dir + "/model.safetensors");
+    fmt::print("wrote {}/model.safetensors: {:.1f} MB in {:.1f} s\n", dir, disk / 1e6, seconds_since(t0));
+  } else {
+    fmt::print("model: {}, {} threads, kernels {}\n", o.model, threads, kernel_isa());
+    const std::filesystem::path p = o.model;
+    if (std::filesystem::is_directory(p)) {
+      for (const auto& e : std::filesystem::directory_iterator(p))
+        if (e.is_regular_file()) disk += e.file_size();
+    } else {
+      disk = std::filesystem::file_size(p);
+    }
+  }
 
   (void)platform::reset_peak_rss();
   const uint64_t rss_before = rss().second;
   auto fs = make_real_file_system();
   t0 = Clock::now();
-  auto model = load_model(*fs, dir);
+  auto model = load_model(*fs, o.model.empty() ? dir : o.model);
   if (!model.ok()) {
     fmt::print(stderr, "load failed: {}\n", model.error().to_string());
     return 1;
@@ -245,14 +262,19 @@ int run(const Options& o) {
   std::vector<float> logits;
   uint64_t seed = 7;
   std::vector<int32_t> prompt(o.prompt);
-  for (auto& t : prompt) t = static_cast<int32_t>(splitmix(seed) % 151643);
+  // Ordinary (non-special) ids of the vocabulary: Qwen's first 151643.
+  const uint64_t ids = std::min<uint64_t>(151643, static_cast<uint64_t>(model->config.vocab_size));
+  for (auto& t : prompt) t = static_cast<int32_t>(splitmix(seed) % ids);
 
   double prefill_best = 1e30, prefill_cpu = 0;
   for (int rep = 0; rep < 3; ++rep) {
     fw.reset();
     t0 = Clock::now();
     const double c0 = cpu_seconds();
-    if (!fw.run(prompt, false, logits).ok()) return 1;
+    if (Status st = fw.run(prompt, false, logits); !st.ok()) {
+      fmt::print(stderr, "prefill failed: {}\n", st.error().to_string());
+      return 1;
+    }
     const double wall = seconds_since(t0);
     if (wall < prefill_best) {
       prefill_best = wall;
@@ -313,10 +335,12 @@ int main(int argc, char** argv) {
       o.decode = std::atoi(next().c_str());
     else if (a == "--dir")
       o.dir = next();
+    else if (a == "--model")
+      o.model = next();
     else {
       std::fprintf(stderr,
                    "usage: inference_bench [--bits N] [--group-size N] [--threads N] [--prompt N] "
-                   "[--decode N] [--dir DIR]\n");
+                   "[--decode N] [--dir DIR] [--model PATH]\n");
       return 2;
     }
   }

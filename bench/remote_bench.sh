@@ -6,7 +6,9 @@
 # 1. A command target writes a MIB-MiB file; machine 1 builds it uploading to
 #    nginx, machine 2 downloads it. Compared with curl moving the same object
 #    (PUT with -T, GET to a file), and with a local-only build of machine 1.
-# 2. examples/tiny's fused_8bit: built locally vs downloaded by machine 2.
+# 2. examples/tiny's fused_8bit, and fused_8bit on Qwen2.5-0.5B shapes
+#    (fuse_bench's synthetic 4-bit base + rank-16 LoRA; no gate, the weights
+#    are random): built locally vs downloaded by machine 2.
 # 3. The no-op build of fused_8bit with a remote configured vs without.
 # MODELBUILD_BIN picks the binary. Everything is under one temp dir, removed.
 set -euo pipefail
@@ -63,6 +65,20 @@ echo "machine 1 local build + upload:  $(cd "$dir/t1" && secs "$bin" fused_8bit 
 echo "machine 2 from the remote:       $(cd "$dir/t2" && secs "$bin" fused_8bit --remote-cache "$url")s"
 cp -r "$dir/t1" "$dir/t3"; rm -rf "$dir/t3/.modelbuild" "$dir/t3/build"
 echo "machine 3 local, no remote:      $(cd "$dir/t3" && secs "$bin" fused_8bit)s"
+
+echo "== fused_8bit on Qwen2.5-0.5B shapes (fuse to 8 bits, no gate)"
+"$(dirname "$bin")/bench/fuse_bench" --dir "$dir/q05" --only none --repeat 1 >/dev/null
+for m in q1 q2 q3; do
+  mkdir -p "$dir/$m"
+  printf '%s\n' "version: 1" "sources: {base: $dir/q05/base, lora: $dir/q05/lora}" "targets:" "  fused_8bit:" \
+    "    {base: base, adapters: [lora], fusion: dequantize, dtype: float16, bits: 8, gate: null}" \
+    >"$dir/$m/modelbuild.yaml"
+done
+echo "machine 1 local build + upload:  $(cd "$dir/q1" && secs "$bin" fused_8bit --remote-cache "$url")s"
+echo "machine 2 from the remote:       $(cd "$dir/q2" && secs "$bin" fused_8bit --remote-cache "$url")s"
+echo "machine 3 local, no remote:      $(cd "$dir/q3" && secs "$bin" fused_8bit)s"
+cmp <(cat "$dir/q1/build/fused_8bit/"*.safetensors) <(cat "$dir/q2/build/fused_8bit/"*.safetensors) &&
+  echo "machine 2's safetensors are byte-identical to machine 1's"
 
 echo "== no-op build of fused_8bit"
 cd "$dir/t2"

@@ -96,6 +96,7 @@ Transfer start(const HttpOptions& o, const std::string& url) {
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.timeout.count()));
   curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
   if (o.use_netrc) curl_easy_setopt(c, CURLOPT_NETRC, static_cast<long>(CURL_NETRC_OPTIONAL));
+  if (o.use_netrc && !o.netrc_file.empty()) curl_easy_setopt(c, CURLOPT_NETRC_FILE, o.netrc_file.c_str());
   if (!o.ca_bundle.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, o.ca_bundle.c_str());
   if (!o.bearer_token.empty()) {
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);

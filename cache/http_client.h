@@ -20,7 +20,8 @@ namespace mb {
 
 struct HttpOptions {
   std::string bearer_token;  // empty: none
-  bool use_netrc = true;     // basic auth from ~/.netrc (or $NETRC) when it names the host
+  bool use_netrc = true;     // basic auth from a .netrc entry naming the host
+  std::string netrc_file;    // empty: libcurl's default, $HOME/.netrc
   std::string ca_bundle;     // empty: the system's CA store
   // A transfer that moves under one byte per second for this long, or cannot
   // connect in this long, is a timeout.

@@ -47,6 +47,9 @@ Result<std::unique_ptr<RemoteCache>> make_remote_cache(const RemoteFlags& f, Rep
   o.required = f.required;
   o.transfers = f.transfers;
   o.http.ca_bundle = f.ca_bundle;
+  // libcurl alone reads only $HOME/.netrc; $NETRC names another file, so a
+  // CI job can keep its credentials out of the home directory.
+  if (const char* netrc = std::getenv("NETRC"); netrc != nullptr && *netrc != '\0') o.http.netrc_file = netrc;
   o.http.timeout = std::chrono::seconds(f.timeout_seconds);
   if (!f.token_file.empty()) {
     std::ifstream in(f.token_file);

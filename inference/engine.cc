@@ -3,11 +3,14 @@
 #include "inference/engine.h"
 
 #include <chrono>
+#include <optional>
 #include <set>
 
 #include "inference/chat_template.h"
 #include "inference/forward.h"
 #include "inference/generator.h"
+#include "inference/gguf_model.h"
+#include "inference/gguf_tokenizer.h"
 #include "inference/lora.h"
 #include "inference/model.h"
 #include "inference/tokenizer.h"
@@ -21,9 +24,10 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 // The default system message of the model's ChatML template, read off the
 // template text (Instruct and base Qwen2.5 templates differ only there).
-Result<std::string> chatml_default_system(const std::string& chat_template, const fs::path& model_dir) {
+// `where`: the file the template came from.
+Result<std::string> chatml_default_system(const std::string& chat_template, const fs::path& where) {
   if (chat_template.empty() || chat_template.find("<|im_start|>") == std::string::npos)
-    return Error{Errc::kUnsupported, (model_dir / "tokenizer_config.json").string(),
+    return Error{Errc::kUnsupported, where.string(),
                  "the model's chat template is not ChatML; only ChatML (Qwen2.5) prompts can be rendered"};
   if (chat_template.find(kQwen25DefaultSystem) != std::string::npos) return std::string(kQwen25DefaultSystem);
   if (chat_template.find("You are a helpful assistant.") != std::string::npos)
@@ -107,24 +111,65 @@ class EngineImpl final : public Engine {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::load(const FileSystem& fs, const fs::path& model_dir,
-                                             const LoadOptions& options) {
-  const auto t0 = Clock::now();
-  MB_ASSIGN(Model model, load_model(fs, model_dir));
+namespace {
+
+// What a model's files say about tokens, wherever they came from.
+struct LoadedTokenizer {
+  Tokenizer tokenizer;
+  TokenizerConfig config;
+  std::vector<int32_t> eos;
+  fs::path where;  // the file the tokenizer came from, for messages
+};
+
+Result<LoadedTokenizer> load_dir_tokenizer(const FileSystem& fs, const fs::path& model_dir) {
   MB_ASSIGN(Tokenizer tokenizer, Tokenizer::load(fs, model_dir / "tokenizer.json"));
   MB_ASSIGN(TokenizerConfig tok_config, load_tokenizer_config(fs, model_dir, tokenizer));
   MB_ASSIGN(std::vector<int32_t> eos, load_end_of_generation_ids(fs, model_dir, tokenizer));
+  return LoadedTokenizer{std::move(tokenizer), std::move(tok_config), std::move(eos), model_dir / "tokenizer.json"};
+}
+
+// A .gguf file: weights, tokenizer and chat template all from the one file.
+Result<std::pair<Model, LoadedTokenizer>> load_gguf(const FileSystem& fs, const fs::path& file) {
+  MB_ASSIGN(GgufFile opened, GgufFile::open(fs, file));
+  auto shared = std::make_shared<const GgufFile>(std::move(opened));
+  MB_ASSIGN(GgufTokenizer tok, gguf_tokenizer(shared->metadata(), file.string()));
+  MB_ASSIGN(Model model, load_gguf_model(shared));
+  LoadedTokenizer t{std::move(tok.tokenizer), std::move(tok.config), std::move(tok.end_of_generation), file};
+  return std::pair<Model, LoadedTokenizer>(std::move(model), std::move(t));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::load(const FileSystem& fs, const fs::path& model_dir,
+                                             const LoadOptions& options) {
+  const auto t0 = Clock::now();
+  MB_ASSIGN(std::optional<fs::path> gguf, find_gguf_model(fs, model_dir));
+  std::optional<Model> loaded;
+  std::optional<LoadedTokenizer> tok;
+  if (gguf) {
+    MB_ASSIGN(auto both, load_gguf(fs, *gguf));
+    loaded.emplace(std::move(both.first));
+    tok.emplace(std::move(both.second));
+  } else {
+    MB_ASSIGN(Model m, load_model(fs, model_dir));
+    loaded.emplace(std::move(m));
+    MB_ASSIGN(LoadedTokenizer t, load_dir_tokenizer(fs, model_dir));
+    tok.emplace(std::move(t));
+  }
+  Model& model = *loaded;
   for (const fs::path& a : options.adapters) {
     MB_ASSIGN(Adapter adapter, load_adapter(fs, a));
     MB_TRY(attach_adapter(model, std::make_shared<const Adapter>(std::move(adapter))));
   }
-  if (tokenizer.vocab_size() > model.config.vocab_size)
-    return Error{Errc::kInvalidInput, (model_dir / "tokenizer.json").string(),
-                 fmt::format("tokenizer has {} tokens but the model's vocabulary is {}", tokenizer.vocab_size(),
+  if (tok->tokenizer.vocab_size() > model.config.vocab_size)
+    return Error{Errc::kInvalidInput, tok->where.string(),
+                 fmt::format("tokenizer has {} tokens but the model's vocabulary is {}", tok->tokenizer.vocab_size(),
                              model.config.vocab_size)};
-  std::set<int32_t> stop_ids(eos.begin(), eos.end());
-  auto default_system = chatml_default_system(tok_config.chat_template, model_dir);
-  auto engine = std::make_unique<EngineImpl>(std::move(model), std::move(tokenizer), std::move(stop_ids),
+  std::set<int32_t> stop_ids(tok->eos.begin(), tok->eos.end());
+  auto default_system =
+      chatml_default_system(tok->config.chat_template, gguf ? fs::path(gguf->string() + ": tokenizer.chat_template")
+                                                            : model_dir / "tokenizer_config.json");
+  auto engine = std::make_unique<EngineImpl>(std::move(model), std::move(tok->tokenizer), std::move(stop_ids),
                                              std::move(default_system), options.threads);
   engine->set_load_seconds(seconds_since(t0));
   return std::unique_ptr<Engine>(std::move(engine));

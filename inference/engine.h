@@ -1,6 +1,7 @@
 #pragma once
 // Engine: in-process CPU inference for Qwen2/Qwen2.5/Llama-family models in
-// the mlx_lm layout (float or MLX affine-quantized weights), with optional
+// the mlx_lm layout (float or MLX affine-quantized weights) or in one GGUF
+// file (float or ggml block weights), with optional
 // runtime LoRA adapters (MLX or PEFT) applied without fusing.
 //
 // The gate calls it in-process; `modelbuild generate` and `modelbuild serve`
@@ -83,9 +84,11 @@ class Engine {
   virtual ~Engine() = default;
 
   // Loads config.json, tokenizer.json (+ tokenizer_config.json,
-  // generation_config.json) and the safetensors weights of `model_dir`.
-  // Errors: unsupported architecture, missing/malformed tokenizer.json,
-  // adapter shapes that do not match the model.
+  // generation_config.json) and the safetensors weights of `model_dir`; or,
+  // when `model_dir` is a .gguf file or a directory holding exactly one (and
+  // no config.json), everything from that GGUF file (inference/gguf_model.h).
+  // Errors: unsupported architecture, missing/malformed tokenizer.json or
+  // GGUF metadata, adapter shapes that do not match the model.
   static Result<std::unique_ptr<Engine>> load(const FileSystem& fs, const fs::path& model_dir,
                                               const LoadOptions& options);
 

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "inference/kernels_impl.h"
@@ -29,6 +31,7 @@ const char* float_type_name(FloatType t) {
 size_t float_type_size(FloatType t) { return t == FloatType::kF32 ? 4 : 2; }
 
 uint64_t WeightMatrix::row_bytes() const {
+  if (format == WeightFormat::kGgml) return ggml_row_size(ggml, cols);
   if (format == WeightFormat::kAffine) return static_cast<uint64_t>(cols) * bits / 8;
   return static_cast<uint64_t>(cols) * float_type_size(dtype);
 }
@@ -41,6 +44,7 @@ uint64_t WeightMatrix::total_bytes() const {
 
 std::string WeightMatrix::describe() const {
   if (format == WeightFormat::kFloat) return float_type_name(dtype);
+  if (format == WeightFormat::kGgml) return ggml_type_name(ggml);
   return fmt::format("q{} gs{}", bits, group_size);
 }
 
@@ -48,12 +52,35 @@ std::string WeightMatrix::describe() const {
 
 namespace {
 
-std::atomic<bool> g_force_portable{false};
+// The implementations from the widest down; kernels() takes the first the
+// CPU has, unless a test or $MODELBUILD_KERNELS asks for another.
+struct Isa {
+  const char* name;
+  const Kernels* (*get)();
+};
+const Kernels* portable_ptr() { return &detail::portable_kernels(); }
+constexpr Isa kIsas[] = {
+    {"avx512", detail::avx512_kernels}, {"avx2", detail::avx2_kernels}, {"portable", portable_ptr}};
+
+std::atomic<const Kernels*> g_forced{nullptr};
+
+const Kernels* from_environment() {
+  const char* want = std::getenv("MODELBUILD_KERNELS");
+  if (want == nullptr || *want == '\0') return nullptr;
+  for (const Isa& isa : kIsas)
+    if (std::string_view(want) == isa.name) return isa.get();
+  return nullptr;
+}
 
 const Kernels& kernels() {
-  if (!g_force_portable.load(std::memory_order_relaxed))
-    if (const Kernels* k = detail::avx2_kernels()) return *k;
-  return detail::portable_kernels();
+  if (const Kernels* forced = g_forced.load(std::memory_order_relaxed)) return *forced;
+  static const Kernels* best = [] {
+    if (const Kernels* k = from_environment()) return k;
+    for (const Isa& isa : kIsas)
+      if (const Kernels* k = isa.get()) return k;
+    return portable_ptr();
+  }();
+  return *best;
 }
 
 // Natural-order codes of one packed row (LSB-first bitstream).
@@ -159,6 +186,7 @@ Scratch& scratch() {
 
 // Rows [r0, r1) of one job, one token.
 void decode_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px, int64_t r0, int64_t r1, float* y) {
+  if (w.format == WeightFormat::kGgml) return detail::ggml_decode_rows(k, w, px.xp, r0, r1, y + r0);
   if (w.format == WeightFormat::kFloat) {
     const uint64_t rb = w.row_bytes();
     for (int64_t r = r0; r < r1; r += 2) {
@@ -207,8 +235,8 @@ void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px,
   const int64_t groups = affine ? cols / w.group_size : 0;
   // f32 rows are used in place when aligned (MLX's writer does not pad the
   // header, so tensor data may start at any byte).
-  const bool direct_f32 =
-      !affine && w.dtype == FloatType::kF32 && reinterpret_cast<uintptr_t>(w.data) % 4 == 0 && w.row_bytes() % 4 == 0;
+  const bool direct_f32 = w.format == WeightFormat::kFloat && w.dtype == FloatType::kF32 &&
+                          reinterpret_cast<uintptr_t>(w.data) % 4 == 0 && w.row_bytes() % 4 == 0;
   if (!direct_f32) s.tile.resize(nr * cols);
   if (affine) {
     s.scales.resize(nr * groups);
@@ -217,7 +245,9 @@ void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px,
   const uint64_t rb = w.row_bytes();
   for (int64_t i = 0; i < nr; ++i) {
     const std::byte* row = w.data + (r0 + i) * rb;
-    if (affine) {
+    if (w.format == WeightFormat::kGgml) {
+      detail::ggml_dequantize_row(w, r0 + i, s.tile.data() + i * cols);
+    } else if (affine) {
       unpack_prepared(k, reinterpret_cast<const uint8_t*>(row), w.bits, cols, s.tile.data() + i * cols, s.tmp);
       row_scales(w, r0 + i, s.scales.data() + i * groups, s.biases.data() + i * groups);
     } else if (!direct_f32) {
@@ -293,6 +323,7 @@ void gather_row(const WeightMatrix& w, int64_t row, float* out) {
     for (int64_t c = 0; c < w.cols; ++c) out[c] = load_float(p, w.dtype, c);
     return;
   }
+  if (w.format == WeightFormat::kGgml) return detail::ggml_dequantize_row(w, row, out);
   std::vector<uint8_t> codes(w.cols);
   unpack_codes(reinterpret_cast<const uint8_t*>(p), w.bits, w.cols, codes.data());
   const int64_t groups = w.cols / w.group_size;
@@ -305,8 +336,32 @@ void gather_row(const WeightMatrix& w, int64_t row, float* out) {
 
 float dot_f32(const float* a, const float* b, int64_t n) { return kernels().dot(a, b, n); }
 
-const char* kernel_isa() { return &kernels() == &detail::portable_kernels() ? "portable" : "avx2"; }
+const char* kernel_isa() {
+  for (const Isa& isa : kIsas)
+    if (isa.get() == &kernels()) return isa.name;
+  return "portable";
+}
 
-void force_portable_kernels(bool on) { g_force_portable.store(on); }
+std::vector<std::string> available_kernel_isas() {
+  std::vector<std::string> out;
+  for (const Isa& isa : kIsas)
+    if (isa.get() != nullptr) out.push_back(isa.name);
+  return out;
+}
+
+bool force_kernel_isa(std::string_view name) {
+  if (name.empty()) {
+    g_forced.store(nullptr);
+    return true;
+  }
+  for (const Isa& isa : kIsas)
+    if (name == isa.name && isa.get() != nullptr) {
+      g_forced.store(isa.get());
+      return true;
+    }
+  return false;
+}
+
+void force_portable_kernels(bool on) { force_kernel_isa(on ? "portable" : ""); }
 
 }  // namespace mb::inference

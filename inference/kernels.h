@@ -1,7 +1,8 @@
 #pragma once
 // Kernels: the matrix products of the forward pass over weights used in place
-// (mmapped f32/f16/bf16, or MLX affine-quantized codes with per-group scales
-// and biases; nothing is dequantized into a full copy).
+// (mmapped f32/f16/bf16, MLX affine-quantized codes with per-group scales
+// and biases, or ggml blocks from a GGUF file; nothing is dequantized into a
+// full copy).
 //
 // One summation order for every dot product ("16 lanes"). A row is walked in
 // the kernel's *prepared order* (the natural order, except that 4-bit rows
@@ -11,6 +12,9 @@
 //   float weights:  t[l] += w[16k+l] * x[16k+l]
 //   affine weights: per group g,  a[l] = sum over the group of q[16k+l]*x[16k+l];
 //                   t[l] += scale_g * a[l];  b += bias_g * xsum_g
+//   ggml blocks:    the float order over the row's values as
+//                   dequantize_rows (tensors/ggml_quants.h) gives them,
+//                   dequantized one 256-value chunk at a time
 // then y = t[0..15] summed by a fixed tree (8, 4, 2, 1), plus b. The bias term
 // uses the group sums of x (sum of w*x = scale*sum(q*x) + bias*sum(x)): the
 // weight is dequantized group by group inside the dot product.
@@ -24,14 +28,18 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "inference/thread_pool.h"
 #include "tensors/dtype.h"
+#include "tensors/ggml_quants.h"
 
 namespace mb::inference {
 
 enum class FloatType : uint8_t { kF32, kF16, kBF16 };
-enum class WeightFormat : uint8_t { kFloat, kAffine };
+// kGgml: rows of ggml blocks (Q8_0, Q4_K, ...; docs/formats/gguf-blocks.md).
+enum class WeightFormat : uint8_t { kFloat, kAffine, kGgml };
 
 const char* float_type_name(FloatType t);
 size_t float_type_size(FloatType t);
@@ -63,11 +71,12 @@ struct WeightMatrix {
   const std::byte* data = nullptr;    // values, or packed codes (LSB-first bitstream per row)
   const std::byte* scales = nullptr;  // kAffine: [rows, cols / group_size]
   const std::byte* biases = nullptr;  // kAffine: [rows, cols / group_size]
+  GgmlType ggml = GgmlType::kF32;     // kGgml: the block type of every row
 
   uint64_t row_bytes() const;
   // Bytes one product reads from this matrix (data + scales + biases).
   uint64_t total_bytes() const;
-  std::string describe() const;  // "bf16", "q4 gs64 (bf16 scales)"
+  std::string describe() const;  // "bf16", "q4 gs64", "q4_K"
 };
 
 // Y[t, r] = sum_c W[r, c] X[t, c] for t < n_tokens; X is [n_tokens, cols],
@@ -88,8 +97,13 @@ void gather_row(const WeightMatrix& w, int64_t row, float* out);
 // The 16-lane dot product of two float vectors (attention scores).
 float dot_f32(const float* a, const float* b, int64_t n);
 
-// Which implementation runs: "avx2" or "portable". force_portable is for tests.
+// Which implementation runs: "avx512", "avx2" or "portable" (the widest the
+// CPU has; $MODELBUILD_KERNELS picks another, for side-by-side benchmarks).
+// All give identical bits. The force_* functions are for tests: an empty
+// name restores the default; false when this CPU lacks `name`.
 const char* kernel_isa();
+std::vector<std::string> available_kernel_isas();
+bool force_kernel_isa(std::string_view name);
 void force_portable_kernels(bool on);
 
 }  // namespace mb::inference

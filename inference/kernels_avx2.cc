@@ -240,6 +240,16 @@ MB_AVX2 void unpack_q8(const uint8_t* p, int64_t n, float* out) {
   for (; i < n; ++i) out[i] = static_cast<float>(p[i]);
 }
 
+MB_AVX2 void accumulate(float* t, const float* w, const float* x, int64_t n) {
+  __m256 t0 = _mm256_loadu_ps(t), t1 = _mm256_loadu_ps(t + 8);
+  for (int64_t c = 0; c < n; c += 16) {
+    t0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c), _mm256_loadu_ps(x + c), t0);
+    t1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + c + 8), _mm256_loadu_ps(x + c + 8), t1);
+  }
+  _mm256_storeu_ps(t, t0);
+  _mm256_storeu_ps(t + 8, t1);
+}
+
 }  // namespace
 
 // F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
@@ -251,7 +261,8 @@ bool cpu_has_f16c() {
 
 const Kernels* avx2_kernels() {
   static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float, dot, unpack_q4, unpack_q8};
+  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float,
+                         dot,       unpack_q4, unpack_q8,    accumulate};
   return supported ? &k : nullptr;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Internal to kernels*.cc: the per-row primitives behind matmul(), in two
 // implementations with the same summation order (see kernels.h): portable C++
-// and AVX2 (x86-64 only, chosen at run time).
+// AVX2 and AVX-512 (x86-64 only, chosen at run time).
 //
 // Decode primitives read packed codes in place for 1 or 2 rows and one token.
 // Tile primitives take one row already unpacked to float codes (in prepared
@@ -44,11 +44,22 @@ struct Kernels {
   // bytes) and 8-bit.
   void (*unpack_q4)(const uint8_t* p, int64_t n, float* out);
   void (*unpack_q8)(const uint8_t* p, int64_t n, float* out);
+  // t[l] += w[16k+l] * x[16k+l] over n values (n % 16 == 0): the float order
+  // one chunk at a time, for rows dequantized piecewise (ggml blocks).
+  void (*accumulate)(float* t, const float* w, const float* x, int64_t n);
 };
 
 const Kernels& portable_kernels();
 // nullptr when the CPU (or the build target) has no AVX2/F16C.
 const Kernels* avx2_kernels();
+// nullptr without AVX-512F/BW/VL (or without what avx2_kernels needs).
+const Kernels* avx512_kernels();
+
+// ggml rows (kernels_ggml.cc). decode: y[r - r0] for rows [r0, r1), one
+// token, each row dequantized a chunk at a time into a thread-local buffer.
+void ggml_decode_rows(const Kernels& k, const WeightMatrix& w, const float* x, int64_t r0, int64_t r1, float* y);
+// Row `row` of a kGgml matrix as f32 (dequantize_rows).
+void ggml_dequantize_row(const WeightMatrix& w, int64_t row, float* out);
 
 // The fixed reduction tree of 16 lanes.
 inline float reduce16(const float* t) {

@@ -119,10 +119,16 @@ void unpack_q8(const uint8_t* p, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
 }
 
+void accumulate(float* t, const float* w, const float* x, int64_t n) {
+  for (int64_t c = 0; c < n; c += 16)
+    for (int l = 0; l < 16; ++l) t[l] = std::fma(w[c + l], x[c + l], t[l]);
+}
+
 }  // namespace
 
 const Kernels& portable_kernels() {
-  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float, dot, unpack_q4, unpack_q8};
+  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float,
+                         dot,       unpack_q4, unpack_q8,    accumulate};
   return k;
 }
 

@@ -229,21 +229,29 @@ TEST(Kernels, SimdAndPortableAreBitIdentical) {
   ms.push_back(make_float(9, 64, FloatType::kF16, rng));
   ms.push_back(make_float(9, 33, FloatType::kF32, rng));
   for (int bits : {3, 4, 8}) ms.push_back(make_affine(9, 128, bits, 32, FloatType::kF16, rng));
-  for (const auto& m : ms)
-    for (int64_t n : {1, 6}) {
-      auto x = random_x(n * m.w.cols, rng);
-      std::vector<float> a(n * m.w.rows), b(n * m.w.rows);
-      force_portable_kernels(true);
-      matmul(m.w, x.data(), n, a.data(), pool);
-      force_portable_kernels(false);
-      matmul(m.w, x.data(), n, b.data(), pool);
-      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << m.w.describe() << " isa " << kernel_isa();
-    }
+  // Every implementation this CPU has, against the portable one: 1 token
+  // (decode), 6 and 13 (prefill tiles of 4 and 8 tokens plus remainders).
+  for (const std::string& isa : available_kernel_isas())
+    for (const auto& m : ms)
+      for (int64_t n : {1, 6, 13}) {
+        auto x = random_x(n * m.w.cols, rng);
+        std::vector<float> a(n * m.w.rows), b(n * m.w.rows);
+        force_portable_kernels(true);
+        matmul(m.w, x.data(), n, a.data(), pool);
+        ASSERT_TRUE(force_kernel_isa(isa));
+        matmul(m.w, x.data(), n, b.data(), pool);
+        force_kernel_isa("");
+        EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << m.w.describe() << " n " << n << " isa " << isa;
+      }
   auto u = random_x(77, rng), v = random_x(77, rng);
   force_portable_kernels(true);
   float d1 = dot_f32(u.data(), v.data(), 77);
-  force_portable_kernels(false);
-  EXPECT_EQ(d1, dot_f32(u.data(), v.data(), 77));
+  for (const std::string& isa : available_kernel_isas()) {
+    ASSERT_TRUE(force_kernel_isa(isa));
+    EXPECT_EQ(d1, dot_f32(u.data(), v.data(), 77)) << isa;
+  }
+  force_kernel_isa("");
+  EXPECT_FALSE(force_kernel_isa("sse9"));
 }
 
 // One f16 -> f32 rule everywhere (tensors/dtype.h): a signalling NaN comes

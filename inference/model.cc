@@ -49,7 +49,16 @@ class Builder {
     w.rows = rows;
     w.cols = cols;
     w.data = t->bytes.data();
-    if (t->dtype == "U32") {
+    if (t->ggml) {
+      if (q && scales) return bad(name, "ggml block weight has MLX scales");
+      if (t->shape != std::vector<int64_t>{rows, cols})
+        return bad(name, fmt::format("shape {} does not match [{}, {}]", shape_str(t->shape), rows, cols));
+      if (!ggml_type_implemented(*t->ggml) || !ggml_row_fits(*t->ggml, cols))
+        return bad(name, fmt::format("rows of {} values do not fit {} blocks", cols, ggml_type_name(*t->ggml)));
+      w.format = WeightFormat::kGgml;
+      w.ggml = *t->ggml;
+      count(t, rows * cols);
+    } else if (t->dtype == "U32") {
       if (!q) return bad(name, "packed (U32) weight but config.json does not quantize this module");
       if (!scales) return bad(module + ".scales", "missing scales of a quantized weight");
       const TensorData* biases = m_src.find(module + ".biases");

@@ -1,6 +1,7 @@
 #pragma once
 // TensorSource: the named tensors the model builder reads (a model
-// directory's safetensors shards, or an in-memory set in tests), plus the
+// directory's safetensors shards, a GGUF file, or an in-memory set in
+// tests), plus the
 // per-module quantization rule of config.json. The builder only ever sees
 // this interface, so it does not care how files are mapped.
 #include <cstdint>
@@ -10,13 +11,15 @@
 #include <vector>
 
 #include "base/result.h"
+#include "tensors/ggml_quants.h"
 
 namespace mb::inference {
 
 struct TensorData {
-  std::string dtype;  // safetensors dtype string: "F32", "BF16", "F16", "U32", ...
+  std::string dtype;  // safetensors dtype string: "F32", "BF16", "F16", "U32", ...; ggml's name for blocks
   std::vector<int64_t> shape;
   std::span<const std::byte> bytes;  // valid while the source lives
+  std::optional<GgmlType> ggml;      // set for ggml block types (GGUF Q8_0, Q4_K, ...)
 };
 
 class TensorSource {

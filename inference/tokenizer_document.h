@@ -41,4 +41,9 @@ struct TokenizerDocument {
 // kInvalidInput "not valid JSON: ..." (with the byte position) on syntax errors.
 Result<TokenizerDocument> read_tokenizer_document(std::string_view text, std::string_view where);
 
+class Tokenizer;
+// The tokenizer a document describes (what Tokenizer::from_json does after
+// reading the text); for documents built in memory, e.g. from GGUF metadata.
+Result<Tokenizer> tokenizer_from_document(const TokenizerDocument& doc, std::string_view where);
+
 }  // namespace mb::inference

@@ -361,9 +361,13 @@ class TokenizerLoader {
   std::unique_ptr<Tokenizer::Impl> m_impl;
 };
 
+Result<Tokenizer> tokenizer_from_document(const TokenizerDocument& doc, std::string_view where) {
+  return TokenizerLoader(doc, where).load();
+}
+
 Result<Tokenizer> Tokenizer::from_json(std::string_view json_text, std::string_view where) {
   MB_ASSIGN(TokenizerDocument doc, read_tokenizer_document(json_text, where));
-  return TokenizerLoader(doc, where).load();
+  return tokenizer_from_document(doc, where);
 }
 
 Result<Tokenizer> Tokenizer::load(const FileSystem& fs, const fs::path& path) {

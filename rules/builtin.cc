@@ -1,6 +1,7 @@
 #include "rules/builtin.h"
 
 #include "rules/command.h"
+#include "rules/export.h"
 #include "rules/fuse.h"
 #include "rules/gate.h"
 #include "rules/model_target.h"
@@ -15,6 +16,7 @@ void register_builtin_rules(Registry& registry) {
   registry.add(std::make_unique<GateRule>());
   registry.add(std::make_unique<FuseRule>());
   registry.add(std::make_unique<QuantizeRule>());
+  registry.add(std::make_unique<ExportRule>());
 }
 
 }  // namespace mb

@@ -1,6 +1,7 @@
 #include "rules/model_params.h"
 
 #include "graph/params.h"
+#include "tensors/gguf_type_choice.h"
 
 namespace mb {
 
@@ -69,6 +70,24 @@ Result<QuantizeParams> QuantizeParams::parse(const nlohmann::json& params) {
   MB_TRY(r.finish());
   MB_TRY(dtype_from_param(p.dtype).status());
   MB_TRY(quantizer_from_param(p.quantizer).status());
+  return p;
+}
+
+nlohmann::json ExportParams::to_json() const {
+  if (format == "gguf") return {{"format", format}, {"gguf_type", gguf_type}};
+  return {{"format", format}};
+}
+
+Result<ExportParams> ExportParams::parse(const nlohmann::json& params) {
+  ExportParams p;
+  ParamReader r(params);
+  r.required("format", p.format);
+  if (p.format == "gguf") r.required("gguf_type", p.gguf_type);
+  MB_TRY(r.finish());
+  if (p.format != "gguf" && p.format != "hf")
+    return make_error(Errc::kInternal, "", "unknown export format '{}'", p.format);
+  if (p.format == "gguf" && !gguf_file_type_from_name(p.gguf_type))
+    return make_error(Errc::kInternal, "", "unknown GGUF type '{}'", p.gguf_type);
   return p;
 }
 

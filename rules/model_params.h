@@ -46,4 +46,17 @@ struct QuantizeParams {
   static Result<QuantizeParams> parse(const nlohmann::json& params);
 };
 
+// export: model (a float or MLX model directory) -> another format.
+// {format: "gguf", gguf_type: "Q8_0"} writes build/TARGET/model.gguf
+// (tensors/gguf_export.h); {format: "hf"} the Hugging Face layout
+// (tensors/hf_export.h). A GGUF export of fused adapters also has the base
+// and adapter.N as inputs, to measure the delta retention of the GGUF type.
+struct ExportParams {
+  std::string format;     // "gguf" or "hf"
+  std::string gguf_type;  // with gguf: F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K
+
+  nlohmann::json to_json() const;
+  static Result<ExportParams> parse(const nlohmann::json& params);
+};
+
 }  // namespace mb

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "rules/export.h"
 #include "rules/fuse.h"
 #include "rules/model_params.h"
 #include "rules/model_preflight.h"
@@ -12,6 +13,46 @@ namespace {
 const std::vector<std::string> kDefaultKeys = {"fusion",    "bits", "group_size",         "dtype",
                                                "quantizer", "gate", "min_delta_retention"};
 const std::vector<int64_t> kBits = {2, 3, 4, 5, 6, 8};
+// The GGUF file types an export writes (tensors/gguf_type_choice.h).
+const std::vector<std::string> kGgufTypes = {"F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"};
+
+std::string upper(std::string s) {
+  for (char& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return s;
+}
+
+// gguf_type: exactly as llama.cpp's quantizer names the file types; a
+// lower-case or near spelling gets a did-you-mean.
+Status parse_gguf_type(TargetReader& r, ModelSpec& m) {
+  MB_ASSIGN(std::string s, r.string("gguf_type"));
+  if (std::find(kGgufTypes.begin(), kGgufTypes.end(), s) != kGgufTypes.end()) {
+    m.gguf_type = s;
+    return {};
+  }
+  std::string hint = upper(s);
+  if (std::find(kGgufTypes.begin(), kGgufTypes.end(), hint) == kGgufTypes.end()) hint = did_you_mean(s, kGgufTypes);
+  return r.error("gguf_type", fmt::format("unknown GGUF type '{}': gguf_type must be F16, BF16, Q8_0, Q4_0, Q4_K_M, "
+                                          "Q5_K_M or Q6_K{}",
+                                          s, hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+}
+
+Status parse_format(TargetReader& r, ModelSpec& m) {
+  if (r.has_own("format")) {
+    MB_ASSIGN(std::string s, r.one_of("format", {"mlx", "gguf", "hf"}));
+    m.format = s == "gguf" ? ModelFormat::kGguf : s == "hf" ? ModelFormat::kHf : ModelFormat::kMlx;
+  }
+  if (m.format == ModelFormat::kGguf && !r.has_own("gguf_type"))
+    return r.error("format", fmt::format("target '{}': format: gguf needs gguf_type (F16, BF16, Q8_0, Q4_0, Q4_K_M, "
+                                         "Q5_K_M or Q6_K)",
+                                         r.target()));
+  if (!r.has_own("gguf_type")) return {};
+  if (m.format != ModelFormat::kGguf)
+    return r.error(
+        "gguf_type",
+        fmt::format("target '{}': gguf_type is for format: gguf; add format: gguf or remove gguf_type", r.target()));
+  return parse_gguf_type(r, m);
+}
 
 Status parse_fusion(TargetReader& r, ModelSpec& m) {
   m.fusion = m.adapters.empty() ? Fusion::kNone : Fusion::kDequantize;
@@ -95,6 +136,43 @@ Status parse_dtype(TargetReader& r, ModelSpec& m) {
   return {};
 }
 
+// An export writes float weights (hf) or quantizes with its GGUF type
+// (gguf): MLX's bits, group size and quantizer mean nothing to it. Given on
+// the target they are an error; from `defaults:` they are the other
+// targets' and are ignored here.
+Status check_export(const TargetReader& r, ModelSpec& m) {
+  if (m.format == ModelFormat::kMlx) return {};
+  const std::string& name = r.target();
+  const bool gguf = m.format == ModelFormat::kGguf;
+  for (const char* key : {"bits", "group_size", "quantizer", "candidates"}) {
+    if (!r.has_own(key)) continue;
+    return r.error(key, gguf ? fmt::format("target '{}': format: gguf quantizes to its gguf_type ({}); '{}' is for "
+                                           "MLX quantization: remove it",
+                                           name, m.gguf_type, key)
+                             : fmt::format("target '{}': format: hf writes float weights (transformers loads no MLX "
+                                           "quantization); remove '{}', or use dtype to choose the float type",
+                                           name, key));
+  }
+  m.bits.reset();
+  m.auto_bits = false;
+  const char* format = model_format_name(m.format);
+  if (m.fusion == Fusion::kInplace)
+    return r.error("fusion", fmt::format("target '{}': fusion: inplace re-quantizes into the base's MLX bits, and "
+                                         "format: {} needs the fused weights in float: use fusion: dequantize",
+                                         name, format));
+  if (m.fusion == Fusion::kNone && !m.adapters.empty())
+    return r.error(r.has_own("fusion") ? "fusion" : "",
+                   fmt::format("target '{}': fusion: none applies the adapters at run time, and a {} export can "
+                               "only carry fused weights: use fusion: dequantize",
+                               name, format));
+  if (!gguf && (r.has_own("min_delta_retention") || (r.has_own("gate") && m.gate && m.gate->min_delta_retention)))
+    return r.error(r.has_own("min_delta_retention") ? "min_delta_retention" : "gate",
+                   fmt::format("target '{}': format: hf writes the fused float weights as they are, so there is no "
+                               "quantization whose delta retention could be measured",
+                               name));
+  return {};
+}
+
 // Combinations that cannot mean what the user wants.
 Status check_combination(const TargetReader& r, const ModelSpec& m) {
   const std::string& name = r.target();
@@ -152,6 +230,24 @@ Result<std::pair<InputRef, int>> expand_fusion(const ModelSpec& m, TargetExpansi
   return std::make_pair(InputRef{"model", "", fuse}, quantizes ? fuse : -1);
 }
 
+// format: gguf / hf: the float model (or the base itself) exported. A GGUF
+// export of fused adapters reads the base and adapters too, to measure the
+// delta retention of its quantization, so its report holds the figure.
+Result<std::pair<InputRef, int>> expand_export(const ModelSpec& m, TargetExpansion& x, const InputRef& model,
+                                               const InputRef& base, const std::vector<InputRef>& adapters) {
+  ExportParams p;
+  p.format = model_format_name(m.format);
+  p.gguf_type = m.gguf_type;
+  std::vector<InputRef> in = {model};
+  const bool measures = m.format == ModelFormat::kGguf && !adapters.empty();
+  if (measures) {
+    in.push_back(base);
+    in.insert(in.end(), adapters.begin(), adapters.end());
+  }
+  const int step = x.add_step("export", p.to_json(), in, "export");
+  return std::make_pair(InputRef{"model", "", step}, measures ? step : -1);
+}
+
 // bits: auto: one candidate per (bits, group size), each an ordinary fuse to
 // those bits and a gate on it, tried from the smallest on disk upward: each
 // candidate's fuse waits (order-only) for the one before to be judged, and a
@@ -194,6 +290,18 @@ Status expand_search(const ModelSpec& m, TargetExpansion& x, const InputRef& bas
 
 }  // namespace
 
+const char* model_format_name(ModelFormat f) {
+  switch (f) {
+    case ModelFormat::kMlx:
+      return "mlx";
+    case ModelFormat::kGguf:
+      return "gguf";
+    case ModelFormat::kHf:
+      return "hf";
+  }
+  return "?";
+}
+
 const char* fusion_name(Fusion f) {
   switch (f) {
     case Fusion::kDequantize:
@@ -207,7 +315,7 @@ const char* fusion_name(Fusion f) {
 }
 
 std::vector<std::string> ModelTargetKind::keys() const {
-  std::vector<std::string> keys = {"base", "adapters", "candidates"};
+  std::vector<std::string> keys = {"base", "adapters", "candidates", "format", "gguf_type"};
   keys.insert(keys.end(), kDefaultKeys.begin(), kDefaultKeys.end());
   return keys;
 }
@@ -220,10 +328,12 @@ Result<std::shared_ptr<const TargetSpec>> ModelTargetKind::parse(TargetReader& r
   if (r.has_own("adapters")) {
     MB_ASSIGN(m->adapters, r.reference_list("adapters"));
   }
+  MB_TRY(parse_format(r, *m));
   MB_TRY(parse_fusion(r, *m));
   MB_TRY(parse_bits(r, *m));
   MB_TRY(parse_dtype(r, *m));
   MB_ASSIGN(m->gate, parse_gate(r));
+  MB_TRY(check_export(r, *m));
   MB_TRY(check_combination(r, *m));
   return std::shared_ptr<const TargetSpec>(std::move(m));
 }
@@ -249,6 +359,9 @@ Status ModelSpec::expand(TargetExpansion& x) const {
     QuantizeParams p{bits, group_size, quantizer, dtype.value_or("auto")};
     artifact = InputRef{"model", "", x.add_step("quantize", p.to_json(), {artifact}, "quantize")};
   }
+  if (format != ModelFormat::kMlx) {
+    MB_ASSIGN(std::tie(artifact, retention_step), expand_export(*this, x, artifact, base_in, adapter_in));
+  }
   x.plan().artifact = artifact;
   if (retention_step >= 0) {
     x.plan().marks[kRetentionMark] = retention_step;
@@ -261,6 +374,8 @@ Status ModelSpec::expand(TargetExpansion& x) const {
 Status ModelSpec::preflight(const FileSystem& fs, const SourcePathFn& source_path) const {
   ModelPreflight p;
   p.needs_engine = gate && gate->runner.value("type", "native") == "native";
+  p.needs_gguf = format == ModelFormat::kGguf;
+  p.needs_hf = format == ModelFormat::kHf;
   return preflight_model(fs, source_path, base, p);
 }
 

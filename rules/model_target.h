@@ -14,6 +14,10 @@
 // candidate (fuse to those bits, then gate) per (bits, group size), tried
 // from the smallest on disk upward, the first that passes being the artifact
 // (TargetPlan::candidates).
+// With `format: gguf` or `format: hf` the float model so made (fused in
+// float, converted to dtype, or the base itself) goes through one more
+// step, an export (rules/export.h), whose output is the artifact: a GGUF
+// export of fused adapters is where the delta retention is measured.
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +29,11 @@ namespace mb {
 
 enum class Fusion { kDequantize, kInplace, kNone };
 const char* fusion_name(Fusion f);
+
+// The artifact's format: an mlx_lm directory, one GGUF file, or the
+// Hugging Face transformers layout.
+enum class ModelFormat { kMlx, kGguf, kHf };
+const char* model_format_name(ModelFormat f);
 
 struct ModelSpec : TargetSpec {
   std::string base;                   // source or target name
@@ -40,6 +49,8 @@ struct ModelSpec : TargetSpec {
   std::string quantizer = "gpu";     // "gpu" (mlx_lm.convert on a Mac) or "cpu"
   std::optional<double> min_delta_retention;
   std::optional<GateDecl> gate;
+  ModelFormat format = ModelFormat::kMlx;
+  std::string gguf_type;  // with format: gguf, "Q8_0" etc. as recipes spell it
 
   Status expand(TargetExpansion& x) const override;
   Status preflight(const FileSystem& fs, const SourcePathFn& source_path) const override;

@@ -156,6 +156,58 @@ TEST_F(RecipeTest, MeaninglessCombinations) {
   expect_error(pre + "    fusion: none\n    bits: 8\n", 9, 11, "nothing to quantize");
 }
 
+TEST_F(RecipeTest, ExportFormatsParse) {
+  auto r = parse(R"(
+sources: {b: models/base, a: adapters/a}
+defaults: {group_size: 64, bits: 8}
+targets:
+  g: {base: b, adapters: [a], format: gguf, gguf_type: Q4_K_M}
+  h: {base: b, format: hf, dtype: bf16}
+  m: {base: b, format: mlx}
+)");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  const ModelSpec& g = *r->find_target("g")->as<ModelSpec>();
+  EXPECT_EQ(g.format, ModelFormat::kGguf);
+  EXPECT_EQ(g.gguf_type, "Q4_K_M");
+  EXPECT_FALSE(g.bits) << "bits from defaults are MLX's and do not apply to an export";
+  EXPECT_EQ(r->find_target("h")->as<ModelSpec>()->format, ModelFormat::kHf);
+  const ModelSpec& m = *r->find_target("m")->as<ModelSpec>();
+  EXPECT_EQ(m.format, ModelFormat::kMlx);
+  EXPECT_EQ(m.bits, 8);
+}
+
+TEST_F(RecipeTest, ExportKeysAreValidated) {
+  const std::string pre =
+      "sources:\n  b: models/base\n  a: adapters/a\ntargets:\n  t:\n    base: b\n    adapters: [a]\n";
+  expect_error(pre + "    format: ggfu\n", 8, 13, "did you mean 'gguf'");
+  expect_error(pre + "    format: gguf\n", 8, 13, "format: gguf needs gguf_type");
+  expect_error(pre + "    format: gguf\n    gguf_type: Q3_K\n", 9, 16, "unknown GGUF type 'Q3_K'");
+  expect_error(pre + "    format: gguf\n    gguf_type: q4_k_m\n", 9, 16, "did you mean 'Q4_K_M'");
+  expect_error(pre + "    format: gguf\n    gguf_type: Q8\n", 9, 16, "did you mean 'Q8_0'");
+  expect_error(pre + "    gguf_type: Q8_0\n", 8, 16, "gguf_type is for format: gguf");
+  expect_error(pre + "    format: hf\n    gguf_type: Q8_0\n", 9, 16, "gguf_type is for format: gguf");
+  expect_error(pre + "    format: gguf\n    gguf_typ: Q8_0\n", 9, 5, "did you mean 'gguf_type'");
+}
+
+TEST_F(RecipeTest, ExportsRejectMlxQuantization) {
+  const std::string pre =
+      "sources:\n  b: models/base\n  a: adapters/a\n  s: suite.yaml\ntargets:\n  t:\n"
+      "    base: b\n    adapters: [a]\n";
+  const std::string gguf = pre + "    format: gguf\n    gguf_type: Q8_0\n";
+  expect_error(gguf + "    bits: 8\n", 11, 11, "format: gguf quantizes to its gguf_type (Q8_0)");
+  expect_error(gguf + "    bits: auto\n    gate: {suite: s}\n", 11, 11, "quantizes to its gguf_type");
+  expect_error(gguf + "    group_size: 32\n", 11, 17, "'group_size' is for MLX quantization");
+  expect_error(gguf + "    quantizer: cpu\n", 11, 16, "'quantizer' is for MLX quantization");
+  expect_error(gguf + "    fusion: inplace\n", 11, 13, "needs the fused weights in float");
+  expect_error(gguf + "    fusion: none\n", 11, 13, "can only carry fused weights");
+  const std::string hf = pre + "    format: hf\n";
+  expect_error(hf + "    bits: 4\n", 10, 11, "format: hf writes float weights");
+  expect_error(hf + "    min_delta_retention: 0.9\n", 10, 26, "no quantization whose delta retention");
+  // A GGUF export of fused adapters measures retention, so a threshold is fine.
+  auto r = parse(gguf + "    min_delta_retention: 0.9\n");
+  EXPECT_TRUE(r.ok()) << r.error().to_string();
+}
+
 TEST_F(RecipeTest, SyntaxErrorHasAPosition) {
   auto r = parse("targets:\n  t: [unclosed\n");
   ASSERT_FALSE(r.ok());

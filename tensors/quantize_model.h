@@ -85,6 +85,9 @@ struct DequantizeOptions {
   int threads = 0;
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   std::string step;
+  // kHuggingFace also sets torch_dtype when config.json lacks it
+  // (tensors/hf_export.h is the entry point for that layout).
+  DirLayout layout = DirLayout::kMlx;
 };
 
 // Every float or quantized tensor becomes a float tensor in `dtype`

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <sstream>
 #include <thread>
 
 #include "tests/e2e_support.h"
@@ -32,9 +33,19 @@ inline int free_port() {
   return ntohs(a.sin_port);
 }
 
+// What the server demands: TLS with a self-signed certificate for
+// 127.0.0.1 (cert() is the CA bundle a client needs), and basic auth.
+struct NginxOptions {
+  bool tls = false;
+  std::string user;  // non-empty: basic auth with `user` and `password`
+  std::string password;
+  std::string limit_rate;  // non-empty: nginx's limit_rate for answers, e.g. "1m" (bytes per second)
+};
+
 class Nginx {
  public:
-  explicit Nginx(const fs::path& dir) : m_dir(dir), m_port(free_port()) {
+  explicit Nginx(const fs::path& dir, NginxOptions options = {})
+      : m_dir(dir), m_port(free_port()), m_options(std::move(options)) {
     const fs::path exe = "/usr/sbin/nginx";
     if (!fs::exists(exe)) {
       ADD_FAILURE() << "nginx is missing: install Debian's nginx-light (scripts/install-deps.sh --test)";
@@ -43,6 +54,17 @@ class Nginx {
     fs::create_directories(data());
     fs::create_directories(m_dir / "tmp");
     const std::string d = m_dir.string();
+    std::string listen = "    listen 127.0.0.1:" + std::to_string(m_port);
+    if (m_options.tls) {
+      if (!make_certificate()) return;
+      listen += " ssl;\n    ssl_certificate " + cert().string() + ";\n    ssl_certificate_key " + d + "/key.pem";
+    }
+    std::string auth;
+    if (!m_options.limit_rate.empty()) auth += " limit_rate " + m_options.limit_rate + ";";
+    if (!m_options.user.empty()) {
+      if (!make_password_file()) return;
+      auth += " auth_basic modelbuild; auth_basic_user_file " + d + "/htpasswd;";
+    }
     // PUT bodies go to client_body_temp_path and are renamed into place when
     // complete, so a killed upload never leaves a partial object visible.
     write_file(m_dir / "nginx.conf",
@@ -50,9 +72,10 @@ class Nginx {
                    "/nginx.pid;\nerror_log " + d + "/error.log;\nevents { worker_connections 64; }\nhttp {\n" +
                    "  access_log " + d + "/access.log;\n  client_body_temp_path " + d + "/tmp;\n  proxy_temp_path " +
                    d + "/tmp;\n  fastcgi_temp_path " + d + "/tmp;\n  uwsgi_temp_path " + d +
-                   "/tmp;\n  scgi_temp_path " + d + "/tmp;\n  server {\n    listen 127.0.0.1:" +
-                   std::to_string(m_port) + ";\n    client_max_body_size 0;\n    location / { root " + data().string() +
-                   "; dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r; }\n  }\n}\n");
+                   "/tmp;\n  scgi_temp_path " + d + "/tmp;\n  server {\n" + listen +
+                   ";\n    client_max_body_size 0;\n    location / { root " + data().string() +
+                   "; dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r;" + auth +
+                   " }\n  }\n}\n");
     m_pid = ::fork();
     if (m_pid == 0) {
       ::execl(exe.c_str(), "nginx", "-c", (m_dir / "nginx.conf").c_str(), "-p", d.c_str(), nullptr);
@@ -66,14 +89,26 @@ class Nginx {
     ADD_FAILURE() << "nginx did not start: " << read_file(m_dir / "error.log");
   }
   ~Nginx() { stop(); }
-  void stop() {
+  void stop(int signal = SIGTERM) {
     if (m_pid <= 0) return;
-    ::kill(m_pid, SIGTERM);
+    ::kill(m_pid, signal);
     ::waitpid(m_pid, nullptr, 0);
     m_pid = -1;
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/mb"; }
+  // SIGKILL for the master and its workers at once, as a crash or an OOM
+  // kill would do: a worker would otherwise finish the answer it is sending.
+  void kill_hard() {
+    if (m_pid <= 0) return;
+    std::istringstream children(
+        read_file("/proc/" + std::to_string(m_pid) + "/task/" + std::to_string(m_pid) + "/children"));
+    for (pid_t child; children >> child;) ::kill(child, SIGKILL);
+    stop(SIGKILL);
+  }
+  std::string url() const {
+    return std::string(m_options.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(m_port) + "/mb";
+  }
   fs::path data() const { return m_dir / "data"; }
+  fs::path cert() const { return m_dir / "cert.pem"; }
   // The stored objects under data()/mb/<cas|ac>/.
   std::vector<fs::path> objects(const char* kind) const {
     std::vector<fs::path> out;
@@ -84,6 +119,31 @@ class Nginx {
   }
 
  private:
+  // openssl(1) makes the key, the certificate and the password hash, so the
+  // tests need nothing beyond what the build already links.
+  bool openssl(const std::vector<std::string>& args, std::string* out = nullptr) {
+    std::vector<std::string> argv = {"openssl"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run_subprocess(argv, {});
+    if (!r.ok() || r->exit_code != 0) {
+      ADD_FAILURE() << "openssl " << args.front() << " failed: " << (r.ok() ? r->output : r.error().message);
+      return false;
+    }
+    if (out != nullptr) *out = r->stdout_text;
+    return true;
+  }
+  bool make_certificate() {
+    return openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                    (m_dir / "key.pem").string(), "-out", cert().string()});
+  }
+  bool make_password_file() {
+    std::string hash;
+    if (!openssl({"passwd", "-apr1", m_options.password}, &hash)) return false;  // stdout only
+    while (!hash.empty() && (hash.back() == '\n' || hash.back() == '\r')) hash.pop_back();
+    write_file(m_dir / "htpasswd", m_options.user + ":" + hash + "\n");
+    return true;
+  }
   bool connects() const {
     int s = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -96,6 +156,7 @@ class Nginx {
   }
   fs::path m_dir;
   int m_port;
+  NginxOptions m_options;
   pid_t m_pid = -1;
 };
 

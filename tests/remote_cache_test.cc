@@ -4,6 +4,8 @@
 // build is correct: a broken remote is a local build plus one warning.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "base/temp_dir.h"
 #include "tests/remote_cache_support.h"
 
@@ -181,6 +183,90 @@ TEST_F(RemoteCacheTest, NoSecretInOutput) {
   EXPECT_EQ(r->output.find("hunter2"), std::string::npos) << r->output;
   EXPECT_EQ(r->output.find("s3cr3t"), std::string::npos) << r->output;
   EXPECT_EQ(read_file(first() / "modelbuild.lock").find("hunter2"), std::string::npos);
+}
+
+// A build with extra environment variables (NETRC) and no user cache.
+CliRun build_with_env(const fs::path& project, std::vector<std::string> args,
+                      const std::map<std::string, std::string>& env) {
+  args.insert(args.begin(), binary().string());
+  SubprocessOptions opts;
+  opts.cwd = project;
+  opts.timeout = std::chrono::seconds(300);
+  opts.env = env;
+  opts.env["MODELBUILD_CACHE"] = "";
+  auto r = run_subprocess(args, opts);
+  EXPECT_TRUE(r.ok());
+  if (!r.ok()) return {};
+  return CliRun{r->exit_code, r->output, r->stdout_text};
+}
+
+// HTTPS with a private CA and basic auth from the .netrc that $NETRC names:
+// the second machine downloads, and the password is never printed.
+TEST_F(RemoteCacheTest, HttpsWithBasicAuthFromNetrc) {
+  Nginx server(m_tmp.path() / "nginx", {.tls = true, .user = "alice", .password = "pw-0451"});
+  write_file(m_tmp.path() / "netrc", "machine 127.0.0.1 login alice password pw-0451\n");
+  const std::map<std::string, std::string> env = {{"NETRC", (m_tmp.path() / "netrc").string()}};
+  const std::vector<std::string> args = {
+      "fused_8bit", "--json", "-v", "--remote-cache", server.url(), "--remote-ca-bundle", server.cert().string()};
+  CliRun up = build_with_env(first(), args, env);
+  ASSERT_EQ(up.code, 0) << up.output;
+  EXPECT_EQ(count(up.out, "remote cache http"), 0) << up.output;
+  EXPECT_EQ(server.objects("ac").size(), 2u);
+  CliRun down = build_with_env(second(), args, env);
+  ASSERT_EQ(down.code, 0) << down.output;
+  EXPECT_EQ(count(down.out, "\"step_started\""), 0) << down.out;
+  EXPECT_TRUE(artifact_bytes(second()) == artifact_bytes(first())) << "outputs differ";
+  EXPECT_EQ((up.output + down.output).find("pw-0451"), std::string::npos);
+}
+
+// Without the CA bundle the certificate is not trusted, and with a wrong
+// password nginx answers 401: either way a local build, one warning, and
+// nothing reaches the server.
+TEST_F(RemoteCacheTest, UntrustedCertificateOrWrongPasswordIsALocalBuild) {
+  Nginx server(m_tmp.path() / "nginx", {.tls = true, .user = "alice", .password = "pw-0451"});
+  write_file(m_tmp.path() / "netrc", "machine 127.0.0.1 login alice password wrong\n");
+  const std::map<std::string, std::string> env = {{"NETRC", (m_tmp.path() / "netrc").string()}};
+  CliRun untrusted = build_with_env(second(), {"fused_8bit", "--json", "--remote-cache", server.url()}, {});
+  EXPECT_EQ(untrusted.code, 0) << untrusted.output;
+  EXPECT_EQ(count(untrusted.out, "remote cache http"), 1) << untrusted.out;
+  fs::remove_all(second() / ".modelbuild");
+  CliRun refused = build_with_env(
+      second(), {"fused_8bit", "--json", "--remote-cache", server.url(), "--remote-ca-bundle", server.cert().string()},
+      env);
+  EXPECT_EQ(refused.code, 0) << refused.output;
+  EXPECT_EQ(count(refused.out, "remote cache http"), 1) << refused.out;
+  EXPECT_TRUE(server.objects("ac").empty());
+  EXPECT_TRUE(server.objects("cas").empty());
+}
+
+// A real nginx killed (SIGKILL, master and worker) while it streams a
+// blob: the download is cut off half-way, so the second machine builds
+// locally with one warning and publishes nothing it did not build itself.
+TEST_F(RemoteCacheTest, NginxKilledMidDownloadPublishesNothing) {
+  Nginx server(m_tmp.path() / "nginx", {.limit_rate = "2m"});  // 16 MiB take ~8 s to send
+  const std::string recipe =
+      "targets:\n  big:\n    command: \"head -c 16777216 /dev/zero > {out}/big.bin\"\n    outputs: [big.bin]\n";
+  write_file(first() / "modelbuild.yaml", recipe);
+  write_file(second() / "modelbuild.yaml", recipe);
+  CliRun up = modelbuild(first(), {"big", "--json", "--remote-cache", server.url()});
+  ASSERT_EQ(up.code, 0) << up.output;
+  ASSERT_EQ(server.objects("ac").size(), 1u);
+  std::thread killer([&] {
+    // Kill once the blob is being sent: its GET is in the access log only
+    // when it ends, so wait for the entry's GET instead, then a second more.
+    const fs::path log = m_tmp.path() / "nginx" / "access.log";
+    for (int i = 0; i < 200 && count(read_file(log), "GET /mb/ac/") == 0; ++i) ::usleep(20 * 1000);
+    ::usleep(1000 * 1000);
+    server.kill_hard();
+  });
+  CliRun down = modelbuild(second(), {"big", "--json", "--remote-cache", server.url()});
+  killer.join();
+  EXPECT_EQ(down.code, 0) << down.output;
+  EXPECT_EQ(count(down.out, "remote cache http"), 1) << down.out;
+  EXPECT_NE(down.out.find("\"step\":\"remote download\""), std::string::npos) << "not cut mid-transfer";
+  EXPECT_EQ(count(down.out, "\"step_started\""), 1) << down.out;  // built locally after all
+  EXPECT_EQ(fs::file_size(second() / "build" / "big" / "big.bin"), 16777216u);
+  EXPECT_TRUE(fs::is_empty(second() / ".modelbuild" / "tmp"));
 }
 
 }  // namespace
