@@ -62,7 +62,9 @@ TEST(FaultyFileSystem, WriteFileAtomicLeavesTargetUntouchedOnEveryFault) {
     std::string now = *memory.contents("/dir/target");
     // Either the rename had not happened, or only the final fsync failed.
     EXPECT_TRUE(now == "old" || now == "new") << n;
-    if (now == "old") EXPECT_EQ(names->size(), 1u) << "temp file left behind at fault " << n;
+    if (now == "old") {
+      EXPECT_EQ(names->size(), 1u) << "temp file left behind at fault " << n;
+    }
     ASSERT_LT(n, 50);
   }
 }

@@ -48,7 +48,7 @@ std::string progress_text(const Event& e) {
 // log line every few seconds so CI logs stay readable.
 class PlainReporter : public Reporter {
  public:
-  explicit PlainReporter(Level min_level) : m_min(min_level) {
+  explicit PlainReporter(Level min_level) {
     m_log = spdlog::stderr_color_mt("modelbuild-" + std::to_string(reinterpret_cast<uintptr_t>(this)));
     m_log->set_pattern("%^%l%$ %v");
     m_log->set_level(to_spdlog(min_level));
@@ -106,8 +106,7 @@ class PlainReporter : public Reporter {
 
  private:
   std::mutex m_mu;
-  Level m_min;
-  std::shared_ptr<spdlog::logger> m_log;
+  std::shared_ptr<spdlog::logger> m_log;  // filters by level itself
   static constexpr std::chrono::seconds kQuietProgress{2};
   struct ProgressLog {
     std::chrono::steady_clock::time_point since;  // started, or last logged at info
@@ -120,7 +119,7 @@ class PlainReporter : public Reporter {
 // A live status line on a terminal: messages scroll above it.
 class TerminalReporter : public Reporter {
  public:
-  explicit TerminalReporter(Level min_level) : m_plain(min_level), m_min(min_level) {}
+  explicit TerminalReporter(Level min_level) : m_plain(min_level) {}
   ~TerminalReporter() override { clear_line(); }
 
   void report(const Event& e) override {
@@ -151,8 +150,7 @@ class TerminalReporter : public Reporter {
       m_bar_shown = false;
     }
   }
-  PlainReporter m_plain;
-  Level m_min;
+  PlainReporter m_plain;  // filters by level itself
   std::mutex m_mu;
   bool m_bar_shown = false;
 };

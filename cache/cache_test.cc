@@ -167,8 +167,9 @@ TEST(CacheCrash, AFaultAtEveryOperationOfACommitLeavesNoPartialEntry) {
       if (hit->has_value()) {
         ASSERT_EQ((*hit)->outputs.size(), kOutputs.size());
         for (const auto& [rel, content] : kOutputs) {
-          auto it = std::find_if((*hit)->outputs.begin(), (*hit)->outputs.end(),
-                                 [&](const OutputFile& o) { return o.path == rel; });
+          auto it = std::find_if((*hit)->outputs.begin(), (*hit)->outputs.end(), [&rel = rel](const OutputFile& o) {
+            return o.path == rel;
+          });  // clang 14 cannot capture a binding
           ASSERT_NE(it, (*hit)->outputs.end());
           EXPECT_EQ(*memory.contents(after.cas().blob_path(it->digest)), content) << n;
         }

@@ -147,7 +147,11 @@ struct CountingSpec : TargetSpec {
 
 TEST_F(PhasesTest, PreflightRunsOnceAndGivesSourcesTheirPaths) {
   auto spec = std::make_shared<CountingSpec>();
-  m_recipe.targets.push_back(TargetDecl{"t", {}, "counting", spec, {}});
+  TargetDecl decl;  // by field: the aggregate form trips GCC 12's false -Wmaybe-uninitialized
+  decl.name = "t";
+  decl.kind = "counting";
+  decl.spec = spec;
+  m_recipe.targets.push_back(std::move(decl));
   Plan plan;
   plan.targets["t"] = TargetPlan{};
   SourceDigests sources(m_recipe, m_digests, nullptr, 1);

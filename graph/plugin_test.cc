@@ -200,7 +200,12 @@ TEST_F(PluginTest, ACheckOnAFieldTheRuleDoesNotReportIsAPlanningError) {
   recipe.sources["greeting"] = SourceDecl{"greeting", m_dir.path() / "in.txt", std::nullopt, {}};
   auto spec = std::make_shared<BadSpec>();
   spec->text = "greeting";
-  recipe.targets.push_back(TargetDecl{"loud", {}, "shout", spec, {{"greeting", {}}}});
+  TargetDecl decl;  // by field: the aggregate form trips GCC 12's false -Wmaybe-uninitialized
+  decl.name = "loud";
+  decl.kind = "shout";
+  decl.spec = spec;
+  decl.refs = {{"greeting", {}}};
+  recipe.targets.push_back(std::move(decl));
   auto plan = make_plan(recipe, m_rules, {});
   ASSERT_FALSE(plan.ok());
   EXPECT_NE(plan.error().message.find("'loudness'"), std::string::npos) << plan.error().to_string();

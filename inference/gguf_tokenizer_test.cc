@@ -28,7 +28,7 @@ const char* const kTexts[] = {
 
 TEST(GgufTokenizer, EncodesAsTheTokenizerJsonItCameFrom) {
   const fs::path root = mb::test::source_dir();
-  for (const fs::path dir : {root / "tests/golden/models/qwen2-f32", root / "examples/tiny/models/base-4bit"}) {
+  for (const fs::path& dir : {root / "tests/golden/models/qwen2-f32", root / "examples/tiny/models/base-4bit"}) {
     auto fs = make_real_file_system();
     Tokenizer want = Tokenizer::load(*fs, dir / "tokenizer.json").value();
     auto got = gguf_tokenizer(metadata_of(dir, "qwen2"), "x.gguf");

@@ -15,7 +15,7 @@ class ModelDirSource final : public TensorSource, public QuantRule {
   explicit ModelDirSource(ModelDir dir) : m_dir(std::move(dir)) {
     const ModelWeights& w = m_dir.weights();
     for (const TensorRef& t : w.tensors())
-      m_tensors.emplace(t.info->name, TensorData{dtype_name(t.info->dtype), t.info->shape, t.bytes});
+      m_tensors.emplace(t.info->name, TensorData{dtype_name(t.info->dtype), t.info->shape, t.bytes, std::nullopt});
   }
 
   const TensorData* find(const std::string& name) const override {

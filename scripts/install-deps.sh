@@ -36,6 +36,8 @@ if [ "$with_tests" -eq 1 ]; then
   packages+=(clang-format)
   # scripts/fuzz.sh builds the libFuzzer targets (tests/fuzz) with clang.
   packages+=(clang libclang-rt-14-dev)
+  # scripts/function-sizes.sh finds function definitions with Universal Ctags.
+  packages+=(universal-ctags)
   # The remote cache tests run a real WebDAV server (tests/remote_cache_test.sh).
   packages+=(nginx-light)
   # Any node >= 18 will do; only install Debian's when none is on the PATH.

@@ -346,8 +346,14 @@ BaseShapeLookup base_shape_lookup(const ModelDir& model) {
 }
 
 // ---- fuse_model -------------------------------------------------------------------
+//
+// In phases: check the options against the base, map each base tensor to the
+// adapter modules that change it (validating every adapter first), plan one
+// task per output tensor, then create the writer and run the tasks in order.
 
 namespace {
+
+using AdaptedModules = std::map<std::string, std::vector<const LoraModule*>>;
 
 // One output tensor of a fusion: copied through, or encoded.
 struct FuseTask {
@@ -358,17 +364,19 @@ struct FuseTask {
   Encoding encoding;
 };
 
+struct FusePlan {
+  std::vector<FuseTask> tasks;
+  std::vector<TensorDecl> decls;
+  std::vector<std::string> not_divisible;  // quantization candidates a group does not divide
+  std::set<int> inplace_bits;
+};
+
 std::string inplace_what(const std::set<int>& bits) {
   if (bits.size() == 1) return fmt::format("{}-bit in-place fusion", *bits.begin());
   return fmt::format("in-place fusion ({}-bit)", fmt::join(bits, "/"));
 }
 
-}  // namespace
-
-Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const std::vector<Adapter>& adapters,
-                              const fs::path& out_dir, const FuseOptions& options, Reporter& reporter) {
-  MB_ASSIGN(ModelDir base, ModelDir::open(fs, base_dir));
-  MB_TRY(check_model_dtypes(base));
+Status check_fuse_options(const ModelDir& base, const fs::path& base_dir, const FuseOptions& options) {
   const bool inplace = options.mode == FuseMode::kInplace;
   if (options.quantize) {
     if (inplace)
@@ -377,18 +385,21 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
                         "dequantize");
     MB_TRY(check_quant_params(options.quantize->bits, options.quantize->group_size, "fuse"));
   }
-  const std::string config_where = (base_dir / "config.json").string();
   if (inplace && !base.quantization().present())
-    return make_error(Errc::kInvalidInput, config_where,
+    return make_error(Errc::kInvalidInput, (base_dir / "config.json").string(),
                       "in-place fusion re-quantizes with the base's own bits, but this base is not quantized "
                       "(config.json has no quantization); use mode dequantize");
   if (options.dtype && !torch_dtype_name(*options.dtype))
     return make_error(Errc::kInvalidInput, "", "fusion output dtype must be float16, bfloat16 or float32, not {}",
                       dtype_name(*options.dtype));
+  return {};
+}
 
-  // Which modules change which base tensor, in adapter order. Validation
-  // first: nothing is written for an adapter that does not fit the base.
-  std::map<std::string, std::vector<const LoraModule*>> adapted;
+// Which modules change which base tensor, in adapter order. Validation
+// first: nothing is written for an adapter that does not fit the base.
+Result<AdaptedModules> adapted_modules(const ModelDir& base, const fs::path& base_dir,
+                                       const std::vector<Adapter>& adapters, Reporter& reporter) {
+  AdaptedModules adapted;
   for (const Adapter& a : adapters) {
     for (const std::string& w : a.warnings) reporter.warn(w);
     for (const LoraModule& m : a.modules) {
@@ -403,12 +414,31 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
     MB_TRY(validate_adapter(a, base_shape_lookup(base), base_dir.string()));
     for (const LoraModule& m : a.modules) adapted[m.weight_name()].push_back(&m);
   }
+  return adapted;
+}
 
-  const DType out_dtype = inplace ? default_dtype(base) : options.dtype.value_or(default_dtype(base));
-  std::vector<FuseTask> tasks;
-  std::vector<TensorDecl> decls;
-  std::vector<std::string> not_divisible;  // quantization candidates a group does not divide
-  std::set<int> inplace_bits;
+// How an encoded task's tensor is written: re-quantized with its own bits
+// (in place), quantized to the requested bits, or converted to float.
+Encoding choose_encoding(const FuseTask& task, DType out_dtype, const FuseOptions& options, FusePlan& plan) {
+  const WeightRows& rows = *task.rows;
+  const bool inplace = options.mode == FuseMode::kInplace;
+  if (inplace && rows.quantized()) {
+    const LayerQuant& q = *rows.quant();
+    plan.inplace_bits.insert(q.bits);
+    return {true, rows.dtype(), {q.bits, q.group_size, options.kernel}};
+  }
+  const bool candidate = options.quantize && is_quantization_candidate(task.name, rows.shape(), rows.dtype());
+  if (candidate && rows.cols() % options.quantize->group_size == 0)
+    return {true, out_dtype, {options.quantize->bits, options.quantize->group_size, options.kernel}};
+  if (candidate) plan.not_divisible.push_back(task.name);  // the quantize step warns about these too: so does the fuse
+  return {false, inplace ? rows.dtype() : out_dtype, {}};
+}
+
+// One task per output tensor, in the base's order, with its declaration.
+Result<FusePlan> plan_fuse(const ModelDir& base, const AdaptedModules& adapted, DType out_dtype,
+                           const FuseOptions& options) {
+  const bool inplace = options.mode == FuseMode::kInplace;
+  FusePlan plan;
   for (const TensorRef& t : base.weights().tensors()) {
     const std::string& name = t.info->name;
     const auto mods = adapted.find(name);
@@ -428,34 +458,24 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
         (is_adapted || (!inplace && (rows->quantized() || rows->dtype() != out_dtype || options.quantize.has_value())));
     if (!encode) {
       task.copy = t.bytes;
-      decls.push_back({name, t.info->dtype, t.info->shape});
-      tasks.push_back(std::move(task));
+      plan.decls.push_back({name, t.info->dtype, t.info->shape});
+      plan.tasks.push_back(std::move(task));
       continue;
     }
     task.rows = std::move(rows).value();
     if (is_adapted) task.modules = mods->second;
-    if (inplace && task.rows->quantized()) {
-      const LayerQuant& q = *task.rows->quant();
-      task.encoding = {true, task.rows->dtype(), {q.bits, q.group_size, options.kernel}};
-      inplace_bits.insert(q.bits);
-    } else if (options.quantize && is_quantization_candidate(name, task.rows->shape(), task.rows->dtype()) &&
-               task.rows->cols() % options.quantize->group_size == 0) {
-      task.encoding = {true, out_dtype, {options.quantize->bits, options.quantize->group_size, options.kernel}};
-    } else {
-      if (options.quantize && is_quantization_candidate(name, task.rows->shape(), task.rows->dtype()))
-        not_divisible.push_back(name);  // the quantize step warns about these too: so does the fuse
-      task.encoding = {false, inplace ? task.rows->dtype() : out_dtype, {}};
-    }
-    for (TensorDecl& d : encoded_decls(name, task.rows->shape(), task.encoding)) decls.push_back(std::move(d));
-    tasks.push_back(std::move(task));
+    task.encoding = choose_encoding(task, out_dtype, options, plan);
+    for (TensorDecl& d : encoded_decls(name, task.rows->shape(), task.encoding)) plan.decls.push_back(std::move(d));
+    plan.tasks.push_back(std::move(task));
   }
+  return plan;
+}
 
-  if (!not_divisible.empty())
-    reporter.warn(fmt::format("{} tensor(s) stay float because group size {} does not divide their input dimension: {}",
-                              not_divisible.size(), options.quantize->group_size, fmt::join(not_divisible, ", ")));
-
+// The output's config.json: the base's, with quantization and torch_dtype
+// describing what is written.
+nlohmann::ordered_json fused_config(const ModelDir& base, DType out_dtype, const FuseOptions& options) {
   nlohmann::ordered_json config = base.config();
-  if (!inplace) {
+  if (options.mode != FuseMode::kInplace) {
     set_quantization(config, nullptr);
     if (config.contains("torch_dtype")) config["torch_dtype"] = *torch_dtype_name(out_dtype);
   }
@@ -464,42 +484,74 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
         QuantizationConfig::uniform({options.quantize->bits, options.quantize->group_size, "affine"});
     set_quantization(config, &q);
   }
-  ModelDirOptions dir_options;
-  dir_options.max_shard_bytes = options.max_shard_bytes;
-  dir_options.source_dir = base_dir;
-  MB_ASSIGN(std::unique_ptr<ModelDirWriter> writer,
-            ModelDirWriter::create(fs, out_dir, decls, std::move(config), dir_options));
+  return config;
+}
 
-  FuseResult result;
-  result.dtype = out_dtype;
-  result.retention.inplace = inplace;
-  result.retention.bits = inplace_bits.empty() ? 0 : *inplace_bits.begin();
-  result.retention.what = inplace ? inplace_what(inplace_bits) : fmt::format("{} fusion", *torch_dtype_name(out_dtype));
+// What rounded the weights, for the retention verdict.
+RetentionReport empty_retention(const FusePlan& plan, DType out_dtype, const FuseOptions& options) {
+  RetentionReport r;
+  r.inplace = options.mode == FuseMode::kInplace;
+  r.bits = plan.inplace_bits.empty() ? 0 : *plan.inplace_bits.begin();
+  r.what = r.inplace ? inplace_what(plan.inplace_bits) : fmt::format("{} fusion", *torch_dtype_name(out_dtype));
   if (options.quantize) {
-    result.retention.bits = options.quantize->bits;
-    result.retention.what = fmt::format("{}-bit quantization", options.quantize->bits);
+    r.bits = options.quantize->bits;
+    r.what = fmt::format("{}-bit quantization", options.quantize->bits);
   }
+  return r;
+}
+
+// Writes every task in order, measuring retention over the adapted ones.
+Status run_fuse_tasks(const FusePlan& plan, ModelDirWriter& writer, const FuseOptions& options, Reporter& reporter,
+                      FuseResult& result) {
   const int threads = resolve_threads(options.threads);
   int64_t done = 0;
-  for (const FuseTask& task : tasks) {
+  for (const FuseTask& task : plan.tasks) {
     if (!task.rows) {
-      MB_TRY(writer->write_tensor(task.name, task.copy));
+      MB_TRY(writer.write_tensor(task.name, task.copy));
     } else {
       EncodeJob job;
       job.rows = &*task.rows;
       job.modules = task.modules;
       job.encoding = task.encoding;
       job.measure = !task.modules.empty();
-      MB_ASSIGN(std::optional<TensorRetention> r, encode_tensor(job, *writer, threads));
+      MB_ASSIGN(std::optional<TensorRetention> r, encode_tensor(job, writer, threads));
       if (r) {
         result.retention.add_tensor(std::move(*r));
         ++result.adapted;
       }
     }
-    reporter.progress(options.step, static_cast<uint64_t>(++done), tasks.size(), "tensors");
+    reporter.progress(options.step, static_cast<uint64_t>(++done), plan.tasks.size(), "tensors");
   }
+  return {};
+}
+
+}  // namespace
+
+Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const std::vector<Adapter>& adapters,
+                              const fs::path& out_dir, const FuseOptions& options, Reporter& reporter) {
+  MB_ASSIGN(ModelDir base, ModelDir::open(fs, base_dir));
+  MB_TRY(check_model_dtypes(base));
+  MB_TRY(check_fuse_options(base, base_dir, options));
+  MB_ASSIGN(AdaptedModules adapted, adapted_modules(base, base_dir, adapters, reporter));
+  const bool inplace = options.mode == FuseMode::kInplace;
+  const DType out_dtype = inplace ? default_dtype(base) : options.dtype.value_or(default_dtype(base));
+  MB_ASSIGN(FusePlan plan, plan_fuse(base, adapted, out_dtype, options));
+  if (!plan.not_divisible.empty())
+    reporter.warn(fmt::format("{} tensor(s) stay float because group size {} does not divide their input dimension: {}",
+                              plan.not_divisible.size(), options.quantize->group_size,
+                              fmt::join(plan.not_divisible, ", ")));
+
+  ModelDirOptions dir_options;
+  dir_options.max_shard_bytes = options.max_shard_bytes;
+  dir_options.source_dir = base_dir;
+  MB_ASSIGN(std::unique_ptr<ModelDirWriter> writer,
+            ModelDirWriter::create(fs, out_dir, plan.decls, fused_config(base, out_dtype, options), dir_options));
+  FuseResult result;
+  result.dtype = out_dtype;
+  result.retention = empty_retention(plan, out_dtype, options);
+  MB_TRY(run_fuse_tasks(plan, *writer, options, reporter, result));
   MB_TRY(writer->finish());
-  result.tensors = static_cast<int64_t>(decls.size());
+  result.tensors = static_cast<int64_t>(plan.decls.size());
   result.bytes = writer->plan().total_size;
   return result;
 }

@@ -582,10 +582,11 @@ TEST_F(FuseModelTest, RetentionOfFloatFusionIsOneUpToTheDtypeRounding) {
     const ReadBack w0 = read_tensor(fs_, "/base", "model.layers.0.mlp.down_proj.weight");
     for (float v : w0.values) target_sq += static_cast<double>(v) * v;  // ≈ ‖W*‖² (delta is tiny)
     const double bound = 1 - unit_roundoff(out) * 1.01 * std::sqrt(target_sq) / std::sqrt(s.delta_sq);
-    if (out == DType::kF32)
+    if (out == DType::kF32) {
       EXPECT_EQ(*r->retention.retained(), 1.0);
-    else
+    } else {
       EXPECT_GE(*r->retention.retained(), bound) << dtype_name(out);
+    }
   }
 }
 

@@ -159,7 +159,9 @@ inline void write_model(FileSystem& fs, const fs::path& dir, const ModelSpec& sp
     }
     ASSERT_TRUE(write_safetensors(fs, dir / file, data, {{"format", "mlx"}}).ok());
   }
-  if (spec.shards > 1) ASSERT_TRUE(write_file_atomic(fs, dir / kIndexFileName, index.dump(4)).ok());
+  if (spec.shards > 1) {
+    ASSERT_TRUE(write_file_atomic(fs, dir / kIndexFileName, index.dump(4)).ok());
+  }
 }
 
 // A LoRA module with deterministic factors (normalized orientation).

@@ -57,8 +57,9 @@ TEST_F(QuantizeModelTest, MatchesTheMlxQuantizerBitForBit) {
     if (!want_quantized) {
       // Norms, biases and the odd Linear stay float, byte for byte.
       EXPECT_EQ(as_chars(out->weights().find(t.name).bytes), as_chars(src.bytes)) << t.name;
-      if (t.name.ends_with(".weight"))
+      if (t.name.ends_with(".weight")) {
         EXPECT_FALSE(out->weights().contains(t.name.substr(0, t.name.size() - 7) + ".scales")) << t.name;
+      }
       continue;
     }
     ++quantized;

@@ -37,7 +37,9 @@ TEST(BenchCli, TheTinyExampleReproducesTheSeedsFinding) {
     EXPECT_EQ(tried[k].find(" chosen") != std::string::npos, last) << tried[k];
     EXPECT_EQ(c[tried[k]]["gate"], last ? "pass" : "fail") << tried[k];
     EXPECT_EQ(c[tried[k]]["accuracy"].get<double>() == 1.0, last) << tried[k];
-    if (k > 0) EXPECT_GT(c[tried[k]]["size_bytes"], c[tried[k - 1]]["size_bytes"]) << tried[k];
+    if (k > 0) {
+      EXPECT_GT(c[tried[k]]["size_bytes"], c[tried[k - 1]]["size_bytes"]) << tried[k];
+    }
   }
   EXPECT_NE(svg.find("data-config=\"" + tried.back() + "\""), std::string::npos);
   for (const auto& [name, row] : c) {

@@ -361,9 +361,10 @@ TEST(ExampleLock, AFreshBuildReproducesTheCommittedLock) {
   for (const auto& [name, t] : got["targets"].items())
     for (const auto& step : t["steps"]) {
       auto it = want_outputs.find(step["key"].get<std::string>());
-      if (it != want_outputs.end() && step["output"].is_string())
+      if (it != want_outputs.end() && step["output"].is_string()) {
         EXPECT_EQ(step["output"].get<std::string>(), it->second)
             << name << " " << step["kind"] << ": same key, different output — bump the rule's algorithm_version";
+      }
     }
   EXPECT_TRUE(got == want) << "examples/tiny/modelbuild.lock is out of date: rebuild the example from an empty "
                               "cache and commit the lock it writes. The diff:\n"

@@ -257,7 +257,9 @@ TEST_F(TensorsCliTest, DiffComparesAQuantizedModelWithItsFloatSource) {
   EXPECT_EQ(doc["only_in_b"], 0);  // scales/biases fold into their weight
   EXPECT_EQ(doc["shape_mismatch"], 0);
   for (const auto& t : doc["tensors"])
-    if (t["kind"] == "different") EXPECT_LT(t["rel"].get<double>(), 0.01) << t["name"];  // 8 bits: small error
+    if (t["kind"] == "different") {
+      EXPECT_LT(t["rel"].get<double>(), 0.01) << t["name"];  // 8 bits: small error
+    }
 }
 
 TEST_F(TensorsCliTest, DiffBadInputExitsTwo) {

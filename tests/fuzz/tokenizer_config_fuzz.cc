@@ -3,6 +3,7 @@
 // against a fixed minimal tokenizer.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
@@ -14,9 +15,14 @@ const mb::inference::Tokenizer& fixed_tokenizer() {
   static const mb::inference::Tokenizer tokenizer = [] {
     auto t = mb::inference::Tokenizer::from_json(
         R"({"added_tokens": [{"id": 2, "content": "<|im_end|>", "special": true}],
+            "pre_tokenizer": {"type": "ByteLevel"},
             "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}})",
         "fixed");
-    if (!t.ok()) abort();
+    if (!t.ok()) {
+      std::fprintf(stderr, "tokenizer_config_fuzz: the fixed tokenizer does not load: %s\n",
+                   t.error().to_string().c_str());
+      abort();
+    }
     return std::move(t).value();
   }();
   return tokenizer;
