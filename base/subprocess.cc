@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/interrupt.h"
+
 extern char** environ;
 
 namespace mb {
@@ -59,6 +61,10 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
     (void)!::write(exec_pipe[1], &err, sizeof err);
     ::_exit(127);
   }
+  // Also from here, so that the group exists before anyone signals it; an
+  // interrupt terminates the group (base/interrupt.h).
+  ::setpgid(pid, pid);
+  interrupt::add_child_group(pid);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   ::close(in_pipe[0]);
@@ -70,6 +76,7 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
   ::close(exec_pipe[0]);
   if (n == sizeof exec_errno) {
     ::waitpid(pid, nullptr, 0);
+    interrupt::remove_child_group(pid);
     ::close(out_pipe[0]);
     ::close(err_pipe[0]);
     ::close(in_pipe[1]);
@@ -130,6 +137,7 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv, co
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  interrupt::remove_child_group(pid);
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   return result;

@@ -1,6 +1,7 @@
 // `modelbuild [build] [TARGET...]`: build targets, reusing what is cached.
 #include <cstdio>
 
+#include "base/interrupt.h"
 #include "cli/commands.h"
 #include "cli/printing.h"
 #include "cli/remote_options.h"
@@ -9,6 +10,24 @@
 #include "release/lock_file.h"
 
 namespace mb::cli {
+namespace {
+
+// Which steps the interrupt stopped, and how many never started.
+void print_interrupted(Session& s, const Plan& plan, const BuildReport& report) {
+  std::string stopped;
+  int unstarted = 0;
+  for (size_t i = 0; i < report.steps.size(); ++i) {
+    const StepResult& r = report.steps[i];
+    if (r.state == StepState::kFailed && r.error_code == Errc::kCancelled)
+      stopped += (stopped.empty() ? "" : ", ") + plan.steps[i].label;
+    unstarted += r.state == StepState::kSkipped;
+  }
+  s.reporter->error(fmt::format("interrupted by {}: stopped {}; {} step(s) not started; nothing partial was kept",
+                                interrupt::signal_name(report.interrupted_by),
+                                stopped.empty() ? "no running step" : stopped, unstarted));
+}
+
+}  // namespace
 
 int build_command(const std::vector<std::string>& args) {
   CLI::App app("Build targets: every step is keyed by the content of its inputs; only stale steps run.", "build");
@@ -24,6 +43,8 @@ int build_command(const std::vector<std::string>& args) {
   RemoteFlags remote_flags;
   add_remote_options(app, remote_flags);
   if (int rc = parse_args(app, args); rc >= 0) return rc;
+  // SIGINT, SIGTERM and SIGHUP stop the build cleanly; a second one at once.
+  interrupt::install();
 
   auto session = open_session(g);
   if (!session.ok()) return report_error(session.error());
@@ -50,6 +71,10 @@ int build_command(const std::vector<std::string>& args) {
   auto report = builder.build(s.recipe, *plan);
   if (!report.ok()) return report_error(*s.reporter, report.error());
   print_build_summary(s, *plan, *report, g);
+  if (report->interrupted_by != 0) {
+    print_interrupted(s, *plan, *report);
+    return report->exit_code();  // modelbuild.lock is left as it was
+  }
   if (!dry_run) {
     // modelbuild.lock records what this build resolved, gate verdicts included.
     auto changed = write_lock_after_build(builder, s.recipe, *plan, *report, *git);

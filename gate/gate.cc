@@ -109,7 +109,7 @@ std::string GateReport::render(bool failures_only) const {
 }
 
 Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::json& runner_config, Reporter& reporter,
-                            const std::string& label) {
+                            const std::string& label, const std::atomic<bool>* cancelled) {
   GateReport report;
   report.suite = suite.name;
   report.runner = canonical_runner(runner_config);
@@ -117,6 +117,7 @@ Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::
   const auto tools = suite.tool_names();
   reporter.progress(label, 0, suite.cases.size(), "cases");
   for (size_t i = 0; i < suite.cases.size(); ++i) {
+    if (cancelled && *cancelled) return make_error(Errc::kCancelled, label, "interrupted after {} cases", i);
     const Case& c = suite.cases[i];
     MB_ASSIGN(RunnerReply reply, runner.respond(suite, c));
     Classification k = classify(reply.text, reply.tool_calls, suite.rule, tools);

@@ -8,6 +8,7 @@
 // threshold: changing min_accuracy must not invalidate a cached verdict, so
 // thresholds are applied afterwards (check_thresholds, or the engine's
 // checks against "/accuracy").
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -61,8 +62,10 @@ struct GateReport {
 // Asks every case through `runner`; progress (cases done/total) and one
 // debug line per case go to `reporter` under the step `label`. A runner
 // error stops the gate and is returned as is: it is never a failed case.
+// `cancelled` (base/interrupt.h), when set, stops it between cases with
+// Errc::kCancelled.
 Result<GateReport> run_gate(Runner& runner, const Suite& suite, const nlohmann::json& runner_config, Reporter& reporter,
-                            const std::string& label);
+                            const std::string& label, const std::atomic<bool>* cancelled = nullptr);
 
 // The same, building the runner from `runner_config` for `target` first.
 Result<GateReport> run_gate(const FileSystem& fs, const Suite& suite, const RunnerTarget& target,

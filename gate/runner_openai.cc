@@ -11,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include "base/interrupt.h"
 #include "base/subprocess.h"
 #include "base/temp_dir.h"
 #include "gate/runner_config.h"
@@ -66,12 +67,14 @@ class ServerProcess {
       ::close(exec_pipe[0]);
       return make_error(Errc::kIo, "runner", "fork failed: {}", std::strerror(errno));
     }
-    ::setpgid(m_pid, m_pid);  // also from here, so that stop() never races the child's own call
+    ::setpgid(m_pid, m_pid);            // also from here, so that stop() never races the child's own call
+    interrupt::add_child_group(m_pid);  // an interrupt stops the server too
     int exec_errno = 0;
     ssize_t n = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
     ::close(exec_pipe[0]);
     if (n == sizeof exec_errno) {
       ::waitpid(m_pid, nullptr, 0);
+      interrupt::remove_child_group(m_pid);
       m_pid = -1;
       return make_error(Errc::kStepFailed, "runner", "cannot start the server '{}': {}", argv[0],
                         std::strerror(exec_errno));
@@ -84,6 +87,7 @@ class ServerProcess {
     if (m_pid <= 0) return true;
     int status = 0;
     if (::waitpid(m_pid, &status, WNOHANG) != m_pid) return false;
+    interrupt::remove_child_group(m_pid);
     m_pid = -1;
     if (how)
       *how = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
@@ -98,6 +102,7 @@ class ServerProcess {
     if (m_pid > 0) {
       ::kill(-m_pid, SIGKILL);
       ::waitpid(m_pid, nullptr, 0);
+      interrupt::remove_child_group(m_pid);
       m_pid = -1;
     }
   }

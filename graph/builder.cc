@@ -4,9 +4,11 @@
 #include <chrono>
 #include <set>
 
+#include "base/interrupt.h"
 #include "base/parallel.h"
 #include "cache/cache.h"
 #include "cache/file_digests.h"
+#include "cache/sweep.h"
 #include "graph/explain.h"
 #include "graph/preflight.h"
 #include "graph/scheduler.h"
@@ -85,12 +87,14 @@ const TargetResult* find_target_result(const BuildReport& report, const std::str
 }
 
 bool BuildReport::ok() const {
+  if (interrupted_by != 0) return false;
   for (const auto& t : targets)
     if (t.state == TargetState::kFailed) return false;
   return true;
 }
 
 int BuildReport::exit_code() const {
+  if (interrupted_by != 0) return 128 + interrupted_by;
   int code = 0;
   for (const auto& t : targets)
     if (t.state == TargetState::kFailed) code = std::max(code, exit_code_for(t.failure_code));
@@ -124,8 +128,14 @@ class Builder::Run {
     }
     const int jobs = resolve_threads(m_b.m_options.jobs);
     Scheduler scheduler(m_execute ? jobs : 1, m_b.m_options.keep_going || !m_execute);
+    // After an interrupt nothing new starts: every step not yet begun is skipped.
     auto states = scheduler.run(
-        deps, [&](int i) { return run_step(i); }, [&](int i) { return m_checks.wanted(i); }, after);
+        deps, [&](int i) { return run_step(i); },
+        [&](int i) { return !(m_execute && interrupt::requested()) && m_checks.wanted(i); }, after);
+    if (m_execute && interrupt::requested()) {
+      m_report.interrupted_by = interrupt::signal_number();
+      (void)sweep_temporaries(*m_b.m_cache, m_b.m_options.build_dir, SweepOwner::kSelf);
+    }
     for (size_t i = 0; i < states.size(); ++i) {
       StepResult& r = m_report.steps[i];
       if (states[i] == NodeState::kSkipped && r.state == StepState::kPending) {
@@ -210,7 +220,8 @@ class Builder::Run {
     for (const auto& w : r.why) m_b.m_reporter.report({EventKind::kExplain, Level::kDebug, step.label, w, {}});
     m_b.m_reporter.report({EventKind::kStepStarted, Level::kInfo, step.label, "", {{"kind", step.kind}}});
     const auto start = std::chrono::steady_clock::now();
-    StepRun run{rule, step, k.inputs, k.key, m_recipe.dir, resolve_threads(m_b.m_options.threads_per_step), nullptr};
+    StepRun run{
+        rule, step, k.inputs, k.key, m_recipe.dir, resolve_threads(m_b.m_options.threads_per_step), &interrupt::flag()};
     auto entry = execute_in_staging(*m_b.m_cache, m_b.m_fs, m_b.m_reporter, run);
     if (!entry.ok()) {
       if (entry.error().code == Errc::kIo) return explain_refusal(*m_b.m_cache, entry.error());
@@ -256,6 +267,13 @@ class Builder::Run {
     r.state = StepState::kFailed;
     r.error = e.to_string();
     r.error_code = e.code;
+    if (m_execute && interrupt::requested()) {
+      // Whatever the step said (a killed command, a vanished server), it
+      // was stopped.
+      m_b.m_reporter.debug(fmt::format("[{}] {}", m_plan.steps[i].label, r.error));
+      r.error = fmt::format("interrupted by {}", interrupt::signal_name(interrupt::signal_number()));
+      r.error_code = Errc::kCancelled;
+    }
     m_b.m_reporter.report({EventKind::kStepFailed, Level::kError, m_plan.steps[i].label, r.error, {}});
     return false;
   }
@@ -290,7 +308,12 @@ class Builder::Run {
       any_built |= r.state == StepState::kBuilt;
       if (!ignore_skips.count(s)) any_stale |= r.state == StepState::kStale || r.state == StepState::kSkipped;
     }
-    if (!t.failures.empty()) {
+    if (m_report.interrupted_by != 0 && !bad_verdict && (!t.failures.empty() || any_stale)) {
+      // Stopped before it was complete: says nothing about build/TARGET.
+      t.state = TargetState::kFailed;
+      t.failure_code = Errc::kCancelled;
+      t.failures = {fmt::format("not built: interrupted by {}", interrupt::signal_name(m_report.interrupted_by))};
+    } else if (!t.failures.empty()) {
       t.state = TargetState::kFailed;
       if (m_execute) m_outputs.remove_if_stale(name, staleness(tp, artifact, bad_verdict, step_error));
     } else if (any_stale && m_execute) {
@@ -464,7 +487,16 @@ FileDigestCache& Builder::file_digests() { return m_cache->file_digests(); }
 
 Result<BuildReport> Builder::build(const Recipe& recipe, const Plan& plan) {
   MB_TRY(open());
-  return Run(*this, recipe, plan, true).go();
+  if (m_options.dry_run) return Run(*this, recipe, plan, true).go();
+  if (uint64_t n = sweep_temporaries(*m_cache, m_options.build_dir, SweepOwner::kDead); n > 0)
+    m_reporter.debug(fmt::format("removed {} leftovers of builds that died", n));
+  // A second signal exits at once (base/interrupt.h); what this process was
+  // writing goes first. Unset again before this Builder can go away.
+  interrupt::set_last_resort_cleanup(
+      [this] { (void)sweep_temporaries(*m_cache, m_options.build_dir, SweepOwner::kSelf); });
+  auto report = Run(*this, recipe, plan, true).go();
+  interrupt::set_last_resort_cleanup(nullptr);
+  return report;
 }
 
 Result<BuildReport> Builder::evaluate(const Recipe& recipe, const Plan& plan) {

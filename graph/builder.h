@@ -19,7 +19,11 @@
 //
 // One Builder per command invocation; build() runs steps on `jobs` threads.
 // An exception anywhere in a step is that step's failure, never the
-// process's.
+// process's. build() first sweeps the temporaries dead builds left
+// (cache/sweep.h). After an interrupt (base/interrupt.h) it starts no new
+// step, lets the running ones stop (their children are terminated, their
+// staging removed), places the targets that were complete, leaves the
+// others' build/TARGET alone and removes any temporary of its own.
 #include <functional>
 #include <map>
 #include <memory>
@@ -102,8 +106,12 @@ struct TargetResult {
 struct BuildReport {
   std::vector<StepResult> steps;      // indexed like Plan::steps
   std::vector<TargetResult> targets;  // requested targets, in order
+  // The signal that interrupted the build (base/interrupt.h), or 0. Steps it
+  // stopped are kFailed with Errc::kCancelled; unstarted ones kSkipped.
+  int interrupted_by = 0;
   bool ok() const;
-  // The exit status: 0, or the worst failure's code.
+  // The exit status: 0, 128 + the signal after an interrupt, or the worst
+  // failure's code.
   int exit_code() const;
 };
 

@@ -139,7 +139,8 @@ Status GateRule::run(StepContext& ctx) const {
   const nlohmann::json& runner_config = ctx.params.at("runner");
   ctx.reporter.info(fmt::format("[{}] running {} cases of suite '{}'", ctx.step_label, suite.cases.size(), suite.name));
   MB_ASSIGN(auto runner, gate::make_runner(ctx.fs, runner_config, target));
-  MB_ASSIGN(gate::GateReport report, gate::run_gate(*runner, suite, runner_config, ctx.reporter, ctx.step_label));
+  MB_ASSIGN(gate::GateReport report,
+            gate::run_gate(*runner, suite, runner_config, ctx.reporter, ctx.step_label, ctx.cancelled));
   ctx.report = report.to_json();
   ctx.reporter.info(fmt::format("[{}] accuracy {:.0f}% ({}/{})", ctx.step_label, 100 * report.accuracy(),
                                 report.passed(), report.cases.size()));
