@@ -134,7 +134,8 @@ Result<Inspection> inspect_adapter(const FileSystem& fs, const fs::path& dir) {
   out.adapter = a;
   std::map<std::string, SizeGroup> groups;
   for (const TensorInfo& info : file.tensors()) {
-    TensorSummary s{info.name, info.dtype, info.shape, std::nullopt, info.shape, false, info.numel(), info.nbytes()};
+    TensorSummary s{info.name,    info.dtype,    info.shape, std::nullopt, info.shape, false,
+                    info.numel(), info.nbytes(), {}};
     add_float_tensor(groups, s);
     out.tensors.push_back(std::move(s));
   }
