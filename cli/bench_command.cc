@@ -318,7 +318,7 @@ int bench_command(const std::vector<std::string>& args) {
   auto report = build_for_bench(s, *plan);
   if (!report.ok()) return report_error(*s.reporter, report.error());
 
-  BenchContext c{s, *plan, *report, **zygote, fallback_suite(s, suite_opt), runs};
+  BenchContext c{s, *plan, *report, **zygote, fallback_suite(s, suite_opt), runs, {}};
   std::vector<gate::BenchRow> rows;
   int exit = 0;
   auto add = [&](const std::string& name, const TargetPlan& tp, const CandidateResult* verdict) {
