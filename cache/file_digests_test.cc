@@ -298,5 +298,39 @@ TEST(FileDigestsReal, TouchingOneFileRehashesOnlyThatFile) {
   EXPECT_EQ(count_warnings(reporter), 0u);
 }
 
+// cp -a, rsync -a and cache restores keep size and mtime: the inode (a file
+// renamed over the old one) and the ctime (bytes rewritten in place, then
+// the mtime put back) still tell, and each makes the file be re-hashed.
+TEST(FileDigestsReal, SameSizeAndMtimeButNewInodeOrCtimeIsRehashed) {
+  testing::TempDir dir;
+  auto fs = make_real_file_system();
+  RecordingReporter reporter;
+  const fs::path p = dir.path() / "w.bin";
+  struct timespec past[2] = {{1000000000, 0}, {1000000000, 0}};  // 2001: not racily clean
+  auto write_old = [&](const fs::path& path, std::string_view bytes) {
+    ASSERT_TRUE(write_file_atomic(*fs, path, bytes).ok());
+    ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), past, 0), 0);
+  };
+  write_old(p, "aaaa");
+  FileDigestCache cache(*fs, dir.path() / "state", reporter);
+  auto first = cache.digest_of(p);
+  ASSERT_TRUE(first.ok());
+  write_old(p, "bbbb");  // a new inode, same size and mtime
+  auto second = cache.digest_of(p);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(*first, *second);
+  // In place (same inode), mtime restored: only the ctime moved.
+  const int fd = ::open(p.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "cccc", 4, 0), 4);
+  ::close(fd);
+  ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), past, 0), 0);
+  auto third = cache.digest_of(p);
+  ASSERT_TRUE(third.ok());
+  EXPECT_NE(*second, *third);
+  EXPECT_EQ(*third, digest_bytes(as_bytes("cccc")));
+  EXPECT_EQ(cache.stats().files_hashed, 3u);
+}
+
 }  // namespace
 }  // namespace mb
