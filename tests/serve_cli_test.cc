@@ -131,10 +131,15 @@ TEST(ServeCli, StreamsServerSentEventsAndSurvivesAClientThatHangsUp) {
   req.path = "/v1/chat/completions";
   req.body = long_one;
   req.set_header("Content-Type", "application/json");
-  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++pieces < 2; };
+  // Hang up on the first piece: the server may batch several events, even
+  // the whole reply, into one chunk, so waiting for a second piece is a race.
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+    ++pieces;
+    return false;
+  };
   auto cut = quitter.send(req);
   EXPECT_FALSE(cut);  // the receiver cancelled it
-  EXPECT_GE(pieces, 1);
+  EXPECT_EQ(pieces, 1);
   auto after = client.Post("/v1/chat/completions",
                            R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})", "application/json");
   ASSERT_TRUE(after) << serve.stderr_text();
