@@ -351,9 +351,45 @@ BaseShapeLookup base_shape_lookup(const ModelDir& model) {
 // adapter modules that change it (validating every adapter first), plan one
 // task per output tensor, then create the writer and run the tasks in order.
 
-namespace {
+// Which modules change which base tensor, in adapter order. Validation
+// first: nothing is written for an adapter that does not fit the base.
+Result<AdaptedModules> fuse_adapted_modules(const ModelDir& base, const fs::path& base_dir,
+                                            const std::vector<Adapter>& adapters, Reporter& reporter) {
+  AdaptedModules adapted;
+  for (const Adapter& a : adapters) {
+    for (const std::string& w : a.warnings) reporter.warn(w);
+    for (const LoraModule& m : a.modules) {
+      const std::string weight = m.weight_name();
+      if (base.weights().contains(weight)) {
+        auto rows = WeightRows::open(base, weight);
+        if (!rows.ok())
+          return make_error(rows.error().code, a.weights_file.string(), "module {} adapts base tensor {}: {}", m.module,
+                            weight, rows.error().to_string());
+      }
+    }
+    MB_TRY(validate_adapter(a, base_shape_lookup(base), base_dir.string()));
+    for (const LoraModule& m : a.modules) adapted[m.weight_name()].push_back(&m);
+  }
+  return adapted;
+}
 
-using AdaptedModules = std::map<std::string, std::vector<const LoraModule*>>;
+// The output's config.json: the base's, with quantization and torch_dtype
+// describing what is written.
+nlohmann::ordered_json fused_config(const ModelDir& base, DType out_dtype, const FuseOptions& options) {
+  nlohmann::ordered_json config = base.config();
+  if (options.mode != FuseMode::kInplace) {
+    set_quantization(config, nullptr);
+    if (config.contains("torch_dtype")) config["torch_dtype"] = *torch_dtype_name(out_dtype);
+  }
+  if (options.quantize) {
+    QuantizationConfig q =
+        QuantizationConfig::uniform({options.quantize->bits, options.quantize->group_size, "affine"});
+    set_quantization(config, &q);
+  }
+  return config;
+}
+
+namespace {
 
 // One output tensor of a fusion: copied through, or encoded.
 struct FuseTask {
@@ -393,28 +429,6 @@ Status check_fuse_options(const ModelDir& base, const fs::path& base_dir, const 
     return make_error(Errc::kInvalidInput, "", "fusion output dtype must be float16, bfloat16 or float32, not {}",
                       dtype_name(*options.dtype));
   return {};
-}
-
-// Which modules change which base tensor, in adapter order. Validation
-// first: nothing is written for an adapter that does not fit the base.
-Result<AdaptedModules> adapted_modules(const ModelDir& base, const fs::path& base_dir,
-                                       const std::vector<Adapter>& adapters, Reporter& reporter) {
-  AdaptedModules adapted;
-  for (const Adapter& a : adapters) {
-    for (const std::string& w : a.warnings) reporter.warn(w);
-    for (const LoraModule& m : a.modules) {
-      const std::string weight = m.weight_name();
-      if (base.weights().contains(weight)) {
-        auto rows = WeightRows::open(base, weight);
-        if (!rows.ok())
-          return make_error(rows.error().code, a.weights_file.string(), "module {} adapts base tensor {}: {}", m.module,
-                            weight, rows.error().to_string());
-      }
-    }
-    MB_TRY(validate_adapter(a, base_shape_lookup(base), base_dir.string()));
-    for (const LoraModule& m : a.modules) adapted[m.weight_name()].push_back(&m);
-  }
-  return adapted;
 }
 
 // How an encoded task's tensor is written: re-quantized with its own bits
@@ -471,22 +485,6 @@ Result<FusePlan> plan_fuse(const ModelDir& base, const AdaptedModules& adapted, 
   return plan;
 }
 
-// The output's config.json: the base's, with quantization and torch_dtype
-// describing what is written.
-nlohmann::ordered_json fused_config(const ModelDir& base, DType out_dtype, const FuseOptions& options) {
-  nlohmann::ordered_json config = base.config();
-  if (options.mode != FuseMode::kInplace) {
-    set_quantization(config, nullptr);
-    if (config.contains("torch_dtype")) config["torch_dtype"] = *torch_dtype_name(out_dtype);
-  }
-  if (options.quantize) {
-    QuantizationConfig q =
-        QuantizationConfig::uniform({options.quantize->bits, options.quantize->group_size, "affine"});
-    set_quantization(config, &q);
-  }
-  return config;
-}
-
 // What rounded the weights, for the retention verdict.
 RetentionReport empty_retention(const FusePlan& plan, DType out_dtype, const FuseOptions& options) {
   RetentionReport r;
@@ -532,7 +530,7 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
   MB_ASSIGN(ModelDir base, ModelDir::open(fs, base_dir));
   MB_TRY(check_model_dtypes(base));
   MB_TRY(check_fuse_options(base, base_dir, options));
-  MB_ASSIGN(AdaptedModules adapted, adapted_modules(base, base_dir, adapters, reporter));
+  MB_ASSIGN(AdaptedModules adapted, fuse_adapted_modules(base, base_dir, adapters, reporter));
   const bool inplace = options.mode == FuseMode::kInplace;
   const DType out_dtype = inplace ? default_dtype(base) : options.dtype.value_or(default_dtype(base));
   MB_ASSIGN(FusePlan plan, plan_fuse(base, adapted, out_dtype, options));

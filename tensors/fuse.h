@@ -35,6 +35,7 @@
 // thread; the inputs are memory-mapped.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -95,6 +96,16 @@ struct FuseResult {
 // bad dtype), kCorrupt (bad safetensors, naming the file), kUnsupported.
 Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const std::vector<Adapter>& adapters,
                               const fs::path& out_dir, const FuseOptions& options, Reporter& reporter);
+
+// Which adapter modules change which base tensor ("<m>.weight"), in adapter
+// order, after validating every adapter against `base` (its warnings go to
+// `reporter`). The modules point into `adapters`.
+using AdaptedModules = std::map<std::string, std::vector<const LoraModule*>>;
+Result<AdaptedModules> fuse_adapted_modules(const ModelDir& base, const fs::path& base_dir,
+                                            const std::vector<Adapter>& adapters, Reporter& reporter);
+// The config.json fuse_model writes: the base's, with quantization and
+// torch_dtype describing the output (`out_dtype`, `options.quantize`).
+nlohmann::ordered_json fused_config(const ModelDir& base, DType out_dtype, const FuseOptions& options);
 
 // The float dtype a model "is": for an MLX-quantized model the dtype of its
 // scales (what mlx_lm.fuse --dequantize writes); otherwise config.json's

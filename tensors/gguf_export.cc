@@ -10,6 +10,7 @@
 #include "tensors/gguf_names.h"
 #include "tensors/gguf_writer.h"
 #include "tensors/model_dir.h"
+#include "tensors/tensor_source.h"
 
 // What is read, how it is rounded and where it goes: docs/formats/gguf.md,
 // "Export".
@@ -23,7 +24,7 @@ constexpr const char* kRopeFreqsName = "rope_freqs.weight";
 
 struct PlannedTensor {
   std::string gguf_name;
-  std::optional<WeightRows> rows;  // empty for rope_freqs
+  std::optional<SourceRows> rows;  // empty for rope_freqs
   std::optional<int> permute_heads;
   GgufTensorDecl decl;
   // Sort key: rope_freqs and token_embd first, the blocks by number, then the
@@ -39,19 +40,17 @@ int layer_of(const std::string& gguf_name) {
   return gguf_name.rfind("blk.", 0) == 0 ? std::stoi(gguf_name.substr(4)) : -1;
 }
 
-Result<std::vector<PlannedTensor>> plan_tensors(const ModelDir& model, const GgufModelFacts& facts,
+Result<std::vector<PlannedTensor>> plan_tensors(const TensorSource& source, const GgufModelFacts& facts,
                                                 GgufFileType file_type) {
   const inference::ModelConfig& c = facts.config;
-  bool tied = !model.weights().contains("lm_head.weight");
+  bool tied = !source.contains("lm_head.weight");
   std::vector<PlannedTensor> plan;
-  for (const TensorRef& t : model.weights().tensors()) {
-    const std::string& name = t.info->name;
-    if (is_quant_companion(model, name)) continue;
+  for (const std::string& name : source.names()) {
     std::optional<std::string> gguf = gguf_tensor_name(facts.arch, name);
     if (!gguf)
       return Error{Errc::kUnsupported, name,
                    fmt::format("no GGUF tensor of architecture {} for this tensor", facts.arch)};
-    MB_ASSIGN(WeightRows rows, WeightRows::open(model, name));
+    MB_ASSIGN(SourceRows rows, source.open(name));
     PlannedTensor p;
     p.gguf_name = *gguf;
     p.permute_heads = gguf_permuted_heads(facts.arch, name, c.num_heads, c.num_kv_heads);
@@ -81,9 +80,10 @@ Result<std::vector<PlannedTensor>> plan_tensors(const ModelDir& model, const Ggu
   return plan;
 }
 
-// Row r of the GGUF tensor as float32 values of `dtype`, into `out`.
-void read_gguf_row(const PlannedTensor& p, int64_t r, DType dtype, std::span<float> out, WeightRows::Scratch& s) {
-  const WeightRows& rows = *p.rows;
+// Row r of the GGUF tensor as float32 values of the source's dtype, into
+// `out` (rounding is per element, so it commutes with the permutation).
+void read_gguf_row(const PlannedTensor& p, int64_t r, std::span<float> out, SourceRows::Scratch& s) {
+  const SourceRows& rows = *p.rows;
   if (p.permute_heads && rows.shape().size() == 1) {
     // A bias: its single row's elements are what moves.
     std::vector<float> raw(out.size());
@@ -93,11 +93,10 @@ void read_gguf_row(const PlannedTensor& p, int64_t r, DType dtype, std::span<flo
     int64_t head_dim = p.permute_heads ? rows.rows() / *p.permute_heads : 0;
     rows.read_row(p.permute_heads ? gguf_rope_source_row(r, head_dim) : r, out, s);
   }
-  round_to_dtype(out, dtype);
 }
 
-Status write_planned(const PlannedTensor& p, DType dtype, int threads, GgufWriter& writer) {
-  const WeightRows& rows = *p.rows;
+Status write_planned(const PlannedTensor& p, int threads, GgufWriter& writer) {
+  const SourceRows& rows = *p.rows;
   const int64_t n_rows = rows.rows(), cols = rows.cols();
   const size_t row_bytes = ggml_row_size(p.decl.type, cols);
   std::vector<uint8_t> encoded(row_bytes * static_cast<size_t>(n_rows));
@@ -106,45 +105,44 @@ Status write_planned(const PlannedTensor& p, DType dtype, int threads, GgufWrite
   MB_TRY(parallel_for(chunks, threads, [&](int64_t chunk) -> Status {
     const int64_t r0 = chunk * chunk_rows, r1 = std::min(n_rows, r0 + chunk_rows);
     std::vector<float> values(static_cast<size_t>((r1 - r0) * cols));
-    WeightRows::Scratch scratch = rows.make_scratch();
+    SourceRows::Scratch scratch = rows.make_scratch();
     for (int64_t r = r0; r < r1; ++r)
-      read_gguf_row(p, r, dtype, std::span(values).subspan(static_cast<size_t>((r - r0) * cols), cols), scratch);
+      read_gguf_row(p, r, std::span(values).subspan(static_cast<size_t>((r - r0) * cols), cols), scratch);
     quantize_rows_into(p.decl.type, values.data(), r1 - r0, cols, encoded.data() + r0 * row_bytes);
     return {};
   }));
   return writer.write_raw(p.gguf_name, encoded);
 }
 
-std::string default_name(const ModelDir& model, const GgufModelFacts& facts) {
-  const auto& archs = model.config().find("architectures");
-  if (archs != model.config().end() && archs->is_array() && !archs->empty() && (*archs)[0].is_string())
+std::string default_name(const nlohmann::ordered_json& config, const GgufModelFacts& facts) {
+  const auto& archs = config.find("architectures");
+  if (archs != config.end() && archs->is_array() && !archs->empty() && (*archs)[0].is_string())
     return (*archs)[0].get<std::string>();
   return facts.arch;
 }
 
 }  // namespace
 
-Result<GgufExportStats> export_gguf(FileSystem& fs, const fs::path& model_dir, const fs::path& out_file,
+Result<GgufExportStats> export_gguf(FileSystem& fs, const TensorSource& source, const fs::path& out_file,
                                     const GgufExportOptions& options) {
-  MB_ASSIGN(ModelDir model, ModelDir::open(fs, model_dir));
-  MB_ASSIGN(GgufModelFacts facts, gguf_model_facts(model.config(), (model_dir / "config.json").string()));
-  MB_ASSIGN(std::vector<PlannedTensor> plan, plan_tensors(model, facts, options.file_type));
+  const fs::path& model_dir = source.dir();
+  MB_ASSIGN(GgufModelFacts facts, gguf_model_facts(source.config(), (model_dir / "config.json").string()));
+  MB_ASSIGN(std::vector<PlannedTensor> plan, plan_tensors(source, facts, options.file_type));
   bool any_quantized = std::any_of(plan.begin(), plan.end(), [](const PlannedTensor& p) {
     return p.decl.type != GgmlType::kF32 && p.decl.type != GgmlType::kF16 && p.decl.type != GgmlType::kBF16;
   });
-  std::string name = options.name.empty() ? default_name(model, facts) : options.name;
+  std::string name = options.name.empty() ? default_name(source.config(), facts) : options.name;
   GgufMetadata md;
   add_gguf_arch_metadata(md, facts, name, options.file_type, any_quantized);
-  MB_TRY(add_gguf_tokenizer_metadata(md, fs, model_dir, facts, model.config()));
+  MB_TRY(add_gguf_tokenizer_metadata(md, fs, model_dir, facts, source.config()));
   std::vector<GgufTensorDecl> decls;
   for (const PlannedTensor& p : plan) decls.push_back(p.decl);
   MB_ASSIGN(std::unique_ptr<GgufWriter> writer, GgufWriter::create(fs, out_file, md, decls));
-  const DType dtype = default_dtype(model);
   const int threads = resolve_threads(options.threads);
   GgufExportStats stats;
   for (const PlannedTensor& p : plan) {
     if (p.rows) {
-      MB_TRY(write_planned(p, dtype, threads, *writer));
+      MB_TRY(write_planned(p, threads, *writer));
     } else {
       MB_TRY(writer->write_tensor(p.gguf_name, gguf_rope_freqs(facts)));
     }
@@ -153,6 +151,12 @@ Result<GgufExportStats> export_gguf(FileSystem& fs, const fs::path& model_dir, c
   MB_TRY(writer->finish());
   stats.bytes = writer->file_size();
   return stats;
+}
+
+Result<GgufExportStats> export_gguf(FileSystem& fs, const fs::path& model_dir, const fs::path& out_file,
+                                    const GgufExportOptions& options) {
+  MB_ASSIGN(std::unique_ptr<TensorSource> source, TensorSource::open_model(fs, model_dir));
+  return export_gguf(fs, *source, out_file, options);
 }
 
 Result<GgufExportStats> export_gguf(const fs::path& model_dir, const fs::path& out_file,

@@ -20,6 +20,8 @@
 
 namespace mb {
 
+class TensorSource;
+
 struct GgufExportOptions {
   GgufFileType file_type = GgufFileType::kF16;
   int threads = 0;   // 0 = all cores
@@ -39,6 +41,13 @@ struct GgufExportStats {
 Result<GgufExportStats> export_gguf(const fs::path& model_dir, const fs::path& out_file,
                                     const GgufExportOptions& options);
 Result<GgufExportStats> export_gguf(FileSystem& fs, const fs::path& model_dir, const fs::path& out_file,
+                                    const GgufExportOptions& options);
+// The same from any tensor source (tensors/tensor_source.h). With a fused
+// source (base + adapters) this is the one-pass export: fuse, round to the
+// fusion's dtype and encode per tensor, no float model written, and the
+// bytes equal export_gguf() of the model fuse_model would have written.
+// Tokenizer files are read from source.dir().
+Result<GgufExportStats> export_gguf(FileSystem& fs, const TensorSource& source, const fs::path& out_file,
                                     const GgufExportOptions& options);
 
 }  // namespace mb
