@@ -7,7 +7,9 @@
 //
 //   gguf_bench prepare DIR TOKENIZER_DIR   tokenizer.json + tokenizer_config.json into DIR/base,
 //                                          Qwen2.5's rope/norm/context keys into its config.json
-//   gguf_bench fuse DIR TYPE OUT.gguf      fuse base + lora and export TYPE (the whole path a recipe runs)
+//   gguf_bench fuse DIR TYPE OUT.gguf      fuse base + lora to a float model, then export TYPE (two steps)
+//   gguf_bench one-pass DIR TYPE OUT.gguf  the same bytes in one streaming pass, no float model written
+//                                          (the path a recipe's GGUF target with adapters runs)
 //   gguf_bench export MODEL_DIR TYPE OUT.gguf    export a float model directory
 //   gguf_bench write-only LIKE.gguf OUT.gguf     the same header and tensor sizes, zeros, same writer
 //                                          and fsync: the cost of the output bytes alone
@@ -30,6 +32,7 @@
 #include "tensors/gguf_reader.h"
 #include "tensors/gguf_type_choice.h"
 #include "tensors/gguf_writer.h"
+#include "tensors/tensor_source.h"
 
 namespace mb {
 namespace {
@@ -69,8 +72,7 @@ Result<GgufFileType> file_type(const std::string& name) {
   return *t;
 }
 
-// Fuse in float16 (what the model's dtype rounds to), then export. When the
-// export learns to read straight from the fuse, this becomes one pass.
+// Fuse in float16 (what the model's dtype rounds to), then export.
 int fuse(const fs::path& dir, const std::string& type, const fs::path& out) {
   auto fs = make_real_file_system();
   auto ft = file_type(type);
@@ -91,6 +93,25 @@ int fuse(const fs::path& dir, const std::string& type, const fs::path& out) {
   if (!r.ok()) return fail(r.error());
   report("fuse f16", fuse_s, 0);
   report("fuse -> " + type, seconds_since(t0), r->bytes);
+  return 0;
+}
+
+// Fuse in float16 and export in one pass (tensors/tensor_source.h).
+int one_pass(const fs::path& dir, const std::string& type, const fs::path& out) {
+  auto fs = make_real_file_system();
+  auto ft = file_type(type);
+  if (!ft.ok()) return fail(ft.error());
+  const auto t0 = Clock::now();
+  auto adapters = load_adapters(*fs, {dir / "lora"});
+  if (!adapters.ok()) return fail(adapters.error());
+  NullReporter quiet;
+  auto source = TensorSource::open_fused(*fs, dir / "base", *adapters, DType::kF16, quiet);
+  if (!source.ok()) return fail(source.error());
+  GgufExportOptions e;
+  e.file_type = *ft;
+  auto r = export_gguf(*fs, **source, out, e);
+  if (!r.ok()) return fail(r.error());
+  report("one-pass " + type, seconds_since(t0), r->bytes);
   return 0;
 }
 
@@ -165,10 +186,12 @@ int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 3 && a[0] == "prepare") return mb::prepare(a[1], a[2]);
   if (a.size() == 4 && a[0] == "fuse") return mb::fuse(a[1], a[2], a[3]);
+  if (a.size() == 4 && a[0] == "one-pass") return mb::one_pass(a[1], a[2], a[3]);
   if (a.size() == 4 && a[0] == "export") return mb::export_only(a[1], a[2], a[3]);
   if (a.size() == 3 && a[0] == "write-only") return mb::write_only(a[1], a[2]);
   std::fprintf(stderr,
-               "usage: gguf_bench prepare DIR TOKENIZER_DIR | fuse DIR TYPE OUT | export MODEL_DIR TYPE OUT | "
+               "usage: gguf_bench prepare DIR TOKENIZER_DIR | fuse DIR TYPE OUT | one-pass DIR TYPE OUT | "
+               "export MODEL_DIR TYPE OUT | "
                "write-only LIKE.gguf OUT\n");
   return 2;
 }

@@ -2,7 +2,7 @@
 # GGUF export on Qwen2.5-0.5B shapes (the benchmarks), each step a
 # process of its own under /usr/bin/time -v (wall time and peak RSS):
 #   - fuse -> GGUF Q8_0 and -> Q4_K_M, against writing the same bytes alone
-#     (target <= 1.5x);
+#     (target <= 1.5x), and the one-pass export of the same (no float model);
 #   - the same against llama.cpp's llama_model_quantize on an F16 GGUF of the
 #     same fused weights (tests/llama's harness; target: faster);
 #   - peak RSS against 2 x the largest tensor in f32 + 200 MB
@@ -46,6 +46,9 @@ for type in Q8_0 Q4_K_M; do
   timed "fuse -> GGUF $type" "$build/bench/gguf_bench" fuse "$work" "$type" "$work/fused-$type.gguf"
   timed "  write the same bytes alone" "$build/bench/gguf_bench" write-only "$work/fused-$type.gguf" "$work/w.gguf"
   rm -f "$work/w.gguf"
+  timed "one pass -> GGUF $type (no float model)" "$build/bench/gguf_bench" one-pass "$work" "$type" "$work/one-$type.gguf"
+  cmp -s "$work/one-$type.gguf" "$work/fused-$type.gguf" && echo "  (byte-identical to fuse -> export)"
+  rm -f "$work/one-$type.gguf"
 done
 timed "fuse -> GGUF F16" "$build/bench/gguf_bench" fuse "$work" F16 "$work/fused-F16.gguf"
 for type in Q8_0 Q4_K_M; do

@@ -7,6 +7,7 @@
 #include "tensors/gguf_export.h"
 #include "tensors/hf_export.h"
 #include "tensors/retention_gguf.h"
+#include "tensors/tensor_source.h"
 
 namespace mb {
 namespace {
@@ -54,21 +55,39 @@ void report_retention(StepContext& ctx, const RetentionReport& r) {
                        {{"retained", kept}}});
 }
 
-Status run_gguf(StepContext& ctx, const StepInput& model, const ExportParams& p) {
+// What the GGUF is written from: the input "model" as it is, or (with
+// fuse_dtype) base + adapters fused in the same streaming pass, so that no
+// float model is written; the bytes are the same either way
+// (tensors/tensor_source.h).
+Result<std::unique_ptr<TensorSource>> gguf_source(StepContext& ctx, const ExportParams& p,
+                                                  const std::vector<Adapter>& adapters) {
+  if (!p.fuse_dtype) {
+    const StepInput* model = ctx.input("model");
+    if (!model) return make_error(Errc::kInternal, ctx.step_label, "export step without a model");
+    return TensorSource::open_model(ctx.fs, model->path);
+  }
+  const StepInput* base = ctx.input("base");
+  if (!base) return make_error(Errc::kInternal, ctx.step_label, "fusing export step without a base");
+  MB_ASSIGN(std::optional<DType> dtype, dtype_from_param(*p.fuse_dtype));
+  return TensorSource::open_fused(ctx.fs, base->path, adapters, dtype, ctx.reporter);
+}
+
+Status run_gguf(StepContext& ctx, const ExportParams& p) {
   GgufExportOptions o;
   o.file_type = *gguf_file_type_from_name(p.gguf_type);
   o.threads = ctx.threads;
+  const StepInput* base = ctx.input("base");
+  std::vector<fs::path> dirs;
+  for (const StepInput* in : ctx.inputs_with_prefix("adapter.")) dirs.push_back(in->path);
+  MB_ASSIGN(std::vector<Adapter> adapters, load_adapters(ctx.fs, dirs));
+  MB_ASSIGN(std::unique_ptr<TensorSource> source, gguf_source(ctx, p, adapters));
   const fs::path out = ctx.output_dir / kGgufFileName;
-  MB_ASSIGN(GgufExportStats s, export_gguf(ctx.fs, model.path, out, o));
+  MB_ASSIGN(GgufExportStats s, export_gguf(ctx.fs, *source, out, o));
   ctx.report["format"] = "gguf";
   ctx.report["gguf_type"] = p.gguf_type;
   ctx.report["bytes"] = s.bytes;
   ctx.report["tensors_per_type"] = s.tensors_per_type;
-  const StepInput* base = ctx.input("base");
   if (!base) return {};
-  std::vector<fs::path> dirs;
-  for (const StepInput* in : ctx.inputs_with_prefix("adapter.")) dirs.push_back(in->path);
-  MB_ASSIGN(std::vector<Adapter> adapters, load_adapters(ctx.fs, dirs));
   MB_ASSIGN(RetentionReport r,
             measure_gguf_retention(ctx.fs, out, base->path, adapters, fmt::format("GGUF {} export", p.gguf_type),
                                    gguf_type_bits(o.file_type), ctx.threads, ctx.reporter));
@@ -83,11 +102,11 @@ Status ExportRule::check_params(const nlohmann::json& params) const { return Exp
 std::vector<ReportField> ExportRule::report_fields() const { return {{kDeltaRetention, "/retention/retained"}}; }
 
 Status ExportRule::run(StepContext& ctx) const {
+  MB_ASSIGN(ExportParams p, ExportParams::parse(ctx.params));
+  if (p.format == "gguf") return run_gguf(ctx, p);
   const StepInput* model = ctx.input("model");
   if (!model) return make_error(Errc::kInternal, ctx.step_label, "export step without a model");
-  MB_ASSIGN(ExportParams p, ExportParams::parse(ctx.params));
-  if (p.format == "hf") return run_hf(ctx, *model);
-  return run_gguf(ctx, *model, p);
+  return run_hf(ctx, *model);
 }
 
 }  // namespace mb

@@ -7,7 +7,10 @@
 //         base and adapters as inputs (a fused model), it measures how much
 //         of the adapters' weight change the GGUF type kept, from the bytes
 //         it wrote: the report field "delta retention", as the fuse rule
-//         reports it for MLX bits.
+//         reports it for MLX bits. With param fuse_dtype the step has no
+//         "model" input: it fuses base + adapters itself in the export's
+//         streaming pass (tensors/tensor_source.h), writing the same bytes
+//         as an export of the fused float model, with none written.
 //   hf:   writes the Hugging Face layout with tensors/hf_export.h's
 //         export_hf (docs/formats/hf-layout.md); lossless for a float model.
 #include "graph/rule.h"

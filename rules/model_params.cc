@@ -74,16 +74,22 @@ Result<QuantizeParams> QuantizeParams::parse(const nlohmann::json& params) {
 }
 
 nlohmann::json ExportParams::to_json() const {
-  if (format == "gguf") return {{"format", format}, {"gguf_type", gguf_type}};
-  return {{"format", format}};
+  if (format != "gguf") return {{"format", format}};
+  nlohmann::json j = {{"format", format}, {"gguf_type", gguf_type}};
+  if (fuse_dtype) j["fuse_dtype"] = *fuse_dtype;
+  return j;
 }
 
 Result<ExportParams> ExportParams::parse(const nlohmann::json& params) {
   ExportParams p;
   ParamReader r(params);
   r.required("format", p.format);
-  if (p.format == "gguf") r.required("gguf_type", p.gguf_type);
+  if (p.format == "gguf") {
+    r.required("gguf_type", p.gguf_type);
+    r.optional("fuse_dtype", p.fuse_dtype);
+  }
   MB_TRY(r.finish());
+  if (p.fuse_dtype) MB_TRY(dtype_from_param(*p.fuse_dtype).status());
   if (p.format != "gguf" && p.format != "hf")
     return make_error(Errc::kInternal, "", "unknown export format '{}'", p.format);
   if (p.format == "gguf" && !gguf_file_type_from_name(p.gguf_type))

@@ -54,6 +54,11 @@ struct QuantizeParams {
 struct ExportParams {
   std::string format;     // "gguf" or "hf"
   std::string gguf_type;  // with gguf: F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K
+  // gguf only: fuse the inputs base + adapter.N in dequantize mode to this
+  // dtype ("auto" or a FuseParams dtype) in the export's own streaming
+  // pass, instead of reading a fused float model from the input "model".
+  // Absent from the JSON when unset, so other exports' keys do not change.
+  std::optional<std::string> fuse_dtype;
 
   nlohmann::json to_json() const;
   static Result<ExportParams> parse(const nlohmann::json& params);

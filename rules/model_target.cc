@@ -232,15 +232,22 @@ Result<std::pair<InputRef, int>> expand_fusion(const ModelSpec& m, TargetExpansi
 }
 
 // format: gguf / hf: the float model (or the base itself) exported. A GGUF
-// export of fused adapters reads the base and adapters too, to measure the
+// export of fused adapters reads the base and adapters instead of a fused
+// model: it fuses them in its own streaming pass (no float model is written
+// to the cache and read back; the bytes are the same) and measures the
 // delta retention of its quantization, so its report holds the figure.
 Result<std::pair<InputRef, int>> expand_export(const ModelSpec& m, TargetExpansion& x, const InputRef& model,
                                                const InputRef& base, const std::vector<InputRef>& adapters) {
   ExportParams p;
   p.format = model_format_name(m.format);
   p.gguf_type = m.gguf_type;
-  std::vector<InputRef> in = {model};
   const bool measures = m.format == ModelFormat::kGguf && !adapters.empty();
+  std::vector<InputRef> in;
+  if (measures) {
+    p.fuse_dtype = m.dtype.value_or("auto");
+  } else {
+    in.push_back(model);
+  }
   if (measures) {
     in.push_back(base);
     in.insert(in.end(), adapters.begin(), adapters.end());
@@ -363,7 +370,7 @@ Status ModelSpec::expand(TargetExpansion& x) const {
   int retention_step = -1;
   if (!adapter_in.empty() && fusion == Fusion::kNone) {
     x.plan().runtime_inputs = adapter_in;
-  } else if (!adapter_in.empty()) {
+  } else if (!adapter_in.empty() && format != ModelFormat::kGguf) {
     MB_ASSIGN(std::tie(artifact, retention_step), expand_fusion(*this, x, base_in, adapter_in));
   } else if (bits || dtype) {
     QuantizeParams p{bits, group_size, quantizer, dtype.value_or("auto")};

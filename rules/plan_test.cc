@@ -80,7 +80,7 @@ TEST_F(PlanTest, FusionToBitsIsOneStreamingStep) {
   EXPECT_EQ(tf.marked(kRetentionMark), -1);  // float fusion quantizes nothing
 }
 
-TEST_F(PlanTest, ExportsFollowTheFloatFuseAndShareIt) {
+TEST_F(PlanTest, GgufExportsFuseInTheirOwnPassAndHfFollowsTheFloatFuse) {
   Plan p = plan(R"(
   fused_f16: {base: base, adapters: [lora], dtype: float16}
   gguf_q8_0: {base: base, adapters: [lora], dtype: float16, format: gguf, gguf_type: Q8_0, min_delta_retention: 0.9}
@@ -88,29 +88,30 @@ TEST_F(PlanTest, ExportsFollowTheFloatFuseAndShareIt) {
   gguf_base: {base: base, format: gguf, gguf_type: F16}
 )",
                 {});
-  EXPECT_EQ(count(p, "fuse"), 1);  // one float fuse feeds fused_f16 and both exports
+  EXPECT_EQ(count(p, "fuse"), 1);  // one float fuse feeds fused_f16 and the hf export
   EXPECT_EQ(count(p, "export"), 3);
   const TargetPlan& g = p.targets.at("gguf_q8_0");
   const Step& e = p.steps[g.artifact->step];
   EXPECT_EQ(e.kind, "export");
-  EXPECT_EQ(e.params, nlohmann::json({{"format", "gguf"}, {"gguf_type", "Q8_0"}}));
-  ASSERT_EQ(e.inputs.size(), 3u);  // the fused model, and the base and adapter to measure retention
-  EXPECT_EQ(e.inputs[0].role, "model");
-  EXPECT_EQ(e.inputs[0].step, p.targets.at("fused_f16").artifact->step);
-  EXPECT_EQ(e.inputs[1].role, "base");
-  EXPECT_EQ(e.inputs[2].role, "adapter.0");
+  EXPECT_EQ(e.params, nlohmann::json({{"format", "gguf"}, {"gguf_type", "Q8_0"}, {"fuse_dtype", "float16"}}));
+  ASSERT_EQ(e.inputs.size(), 2u);  // base and adapter: fused in the export's pass, no float model between
+  EXPECT_EQ(e.inputs[0].role, "base");
+  EXPECT_TRUE(e.inputs[0].is_source());
+  EXPECT_EQ(e.inputs[1].role, "adapter.0");
   EXPECT_EQ(g.marked(kRetentionMark), e.index);
   ASSERT_EQ(g.checks.size(), 1u);
   EXPECT_EQ(g.checks[0].step, e.index);
   const Step& h = p.steps[p.targets.at("hf_f16").artifact->step];
   EXPECT_EQ(h.params, nlohmann::json({{"format", "hf"}}));
-  EXPECT_EQ(h.inputs.size(), 1u);
+  ASSERT_EQ(h.inputs.size(), 1u);
+  EXPECT_EQ(h.inputs[0].step, p.targets.at("fused_f16").artifact->step);
   EXPECT_EQ(p.targets.at("hf_f16").marked(kRetentionMark), -1);
   // Without adapters the base itself is exported.
   const Step& b = p.steps[p.targets.at("gguf_base").artifact->step];
   ASSERT_EQ(b.inputs.size(), 1u);
   EXPECT_TRUE(b.inputs[0].is_source());
   EXPECT_EQ(b.inputs[0].role, "model");
+  EXPECT_EQ(b.params, nlohmann::json({{"format", "gguf"}, {"gguf_type", "F16"}}));  // key as before
 }
 
 TEST_F(PlanTest, FusionModesExpandDifferently) {
