@@ -14,8 +14,11 @@
 // GCC 12's AVX-512 headers start some intrinsics from a deliberately
 // undefined register (GCC bug 105593), which -Wuninitialized reports at every
 // use in this file; nothing here reads an uninitialized value.
+// clang has no -Wmaybe-uninitialized (and no such bug).
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #define MB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c,fma")))
