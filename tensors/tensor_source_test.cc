@@ -9,6 +9,7 @@
 #include "base/temp_dir.h"
 #include "base/test_paths.h"
 #include "tensors/fuse.h"
+#include "tensors/fuse_test_support.h"
 #include "tensors/gguf_export.h"
 
 namespace mb {
@@ -25,20 +26,21 @@ std::string slurp(const fs::path& p) {
 }
 
 // The two-step export (fuse_model to a float model on disk, then
-// export_gguf of it) and the one-pass export (a fused TensorSource) of the
-// example's base + LoRA must write the same bytes: the quantizer tests pin
-// the two-step bytes to llama.cpp's, so this carries that guarantee over.
-void expect_one_pass_equals_two_step(GgufFileType type, std::optional<DType> dtype) {
+// export_gguf of it) and the one-pass export (a fused TensorSource) of
+// `base` + `adapters` must write the same bytes: the quantizer tests pin the
+// two-step bytes to llama.cpp's, so this carries that guarantee over.
+void expect_same_bytes(const fs::path& base, const std::vector<fs::path>& adapter_dirs, GgufFileType type,
+                       std::optional<DType> dtype) {
   std::unique_ptr<FileSystem> fs = make_real_file_system();
   NullReporter reporter;
-  Result<std::vector<Adapter>> adapters = load_adapters(*fs, {tiny_adapter()});
+  Result<std::vector<Adapter>> adapters = load_adapters(*fs, adapter_dirs);
   ASSERT_TRUE(adapters) << adapters.error().to_string();
   TempDir dir;
   const fs::path fused = dir.path() / "fused";
   fs::create_directories(fused);
   FuseOptions fo;
   fo.dtype = dtype;
-  Result<FuseResult> fr = fuse_model(*fs, tiny_base(), *adapters, fused, fo, reporter);
+  Result<FuseResult> fr = fuse_model(*fs, base, *adapters, fused, fo, reporter);
   ASSERT_TRUE(fr) << fr.error().to_string();
   ASSERT_GT(fr->adapted, 0);
   GgufExportOptions eo;
@@ -46,7 +48,7 @@ void expect_one_pass_equals_two_step(GgufFileType type, std::optional<DType> dty
   Result<GgufExportStats> two = export_gguf(*fs, fused, dir.path() / "two.gguf", eo);
   ASSERT_TRUE(two) << two.error().to_string();
 
-  Result<std::unique_ptr<TensorSource>> src = TensorSource::open_fused(*fs, tiny_base(), *adapters, dtype, reporter);
+  Result<std::unique_ptr<TensorSource>> src = TensorSource::open_fused(*fs, base, *adapters, dtype, reporter);
   ASSERT_TRUE(src) << src.error().to_string();
   eo.threads = 2;  // and another thread count than the two-step's
   Result<GgufExportStats> one = export_gguf(*fs, **src, dir.path() / "one.gguf", eo);
@@ -58,6 +60,10 @@ void expect_one_pass_equals_two_step(GgufFileType type, std::optional<DType> dty
   EXPECT_TRUE(a == b) << "one-pass and two-step GGUF (file type " << gguf_file_type_id(type) << ") differ";
 }
 
+void expect_one_pass_equals_two_step(GgufFileType type, std::optional<DType> dtype) {
+  expect_same_bytes(tiny_base(), {tiny_adapter()}, type, dtype);
+}
+
 TEST(TensorSource, OnePassGgufF16EqualsTwoStep) { expect_one_pass_equals_two_step(GgufFileType::kF16, DType::kF16); }
 TEST(TensorSource, OnePassGgufQ8_0EqualsTwoStep) { expect_one_pass_equals_two_step(GgufFileType::kQ8_0, DType::kF16); }
 TEST(TensorSource, OnePassGgufQ4KMEqualsTwoStep) {
@@ -66,6 +72,42 @@ TEST(TensorSource, OnePassGgufQ4KMEqualsTwoStep) {
 // dtype auto: the 4-bit base's scales dtype (bf16), exported as F16.
 TEST(TensorSource, OnePassGgufDefaultDtypeEqualsTwoStep) {
   expect_one_pass_equals_two_step(GgufFileType::kF16, std::nullopt);
+}
+
+// A float32 llama base without torch_dtype (the export's dtype then comes
+// from the fused weights) and a LoRA on the q/k projections, whose GGUF
+// rows llama.cpp permutes: fusing commutes with the permutation.
+TEST(TensorSource, OnePassEqualsTwoStepOnAFloatLlamaWithPermutedAdaptedRows) {
+  TempDir dir;
+  std::unique_ptr<FileSystem> rfs = make_real_file_system();
+  fuse_test::ModelSpec spec = fuse_test::tiny_qwen(DType::kF32);
+  std::erase_if(spec.tensors, [](const fuse_test::FloatTensor& t) { return t.name.ends_with(".bias"); });
+  spec.tensors[0] = {"model.embed_tokens.weight", DType::kF32, {1024, 64}, fuse_test::make_values(1024 * 64, 9, 0.05f)};
+  spec.config = {{"architectures", {"LlamaForCausalLM"}},
+                 {"model_type", "llama"},
+                 {"hidden_size", 64},
+                 {"intermediate_size", 128},
+                 {"num_hidden_layers", 2},
+                 {"num_attention_heads", 4},
+                 {"num_key_value_heads", 2},
+                 {"max_position_embeddings", 256},
+                 {"rms_norm_eps", 1e-5},
+                 {"rope_theta", 500000.0},
+                 {"vocab_size", 1024},
+                 {"tie_word_embeddings", true}};
+  const fs::path model = dir.path() / "llama";
+  fuse_test::write_model(*rfs, model, spec);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(tiny_base() / f, model / f, fs::copy_options::overwrite_existing);
+  const fs::path lora = dir.path() / "lora";
+  fuse_test::write_mlx_adapter(*rfs, lora,
+                               {fuse_test::make_module("model.layers.0.self_attn.k_proj", 32, 64, 4, 2.0f, 5),
+                                fuse_test::make_module("model.layers.0.self_attn.q_proj", 64, 64, 4, 2.0f, 3),
+                                fuse_test::make_module("model.layers.1.mlp.down_proj", 64, 128, 4, 2.0f, 7)});
+  for (GgufFileType type : {GgufFileType::kF16, GgufFileType::kQ8_0, GgufFileType::kQ4_K_M}) {
+    expect_same_bytes(model, {lora}, type, DType::kBF16);
+    expect_same_bytes(model, {lora}, type, std::nullopt);  // f32 fusion
+  }
 }
 
 // The fused source differs from the base: the adapted rows carry the delta.
