@@ -66,17 +66,20 @@ int prepare(const fs::path& dir, const fs::path& tokenizer_dir) {
   return 0;
 }
 
-Result<GgufFileType> file_type(const std::string& name) {
-  auto t = gguf_file_type_from_name(name);
-  if (!t) return Error{Errc::kInvalidInput, "", "unknown GGUF type " + name};
-  return *t;
+// The export options every command uses: the named type, all cores.
+Result<GgufExportOptions> export_options(const std::string& type) {
+  auto t = gguf_file_type_from_name(type);
+  if (!t) return Error{Errc::kInvalidInput, "", "unknown GGUF type " + type};
+  GgufExportOptions e;
+  e.file_type = *t;
+  return e;
 }
 
 // Fuse in float16 (what the model's dtype rounds to), then export.
 int fuse(const fs::path& dir, const std::string& type, const fs::path& out) {
   auto fs = make_real_file_system();
-  auto ft = file_type(type);
-  if (!ft.ok()) return fail(ft.error());
+  auto e = export_options(type);
+  if (!e.ok()) return fail(e.error());
   const auto t0 = Clock::now();
   auto adapters = load_adapters(*fs, {dir / "lora"});
   if (!adapters.ok()) return fail(adapters.error());
@@ -87,9 +90,7 @@ int fuse(const fs::path& dir, const std::string& type, const fs::path& out) {
   auto fused = fuse_model(*fs, dir / "base", *adapters, tmp.path(), o, quiet);
   if (!fused.ok()) return fail(fused.error());
   const double fuse_s = seconds_since(t0);
-  GgufExportOptions e;
-  e.file_type = *ft;
-  auto r = export_gguf(tmp.path(), out, e);
+  auto r = export_gguf(tmp.path(), out, *e);
   if (!r.ok()) return fail(r.error());
   report("fuse f16", fuse_s, 0);
   report("fuse -> " + type, seconds_since(t0), r->bytes);
@@ -99,29 +100,25 @@ int fuse(const fs::path& dir, const std::string& type, const fs::path& out) {
 // Fuse in float16 and export in one pass (tensors/tensor_source.h).
 int one_pass(const fs::path& dir, const std::string& type, const fs::path& out) {
   auto fs = make_real_file_system();
-  auto ft = file_type(type);
-  if (!ft.ok()) return fail(ft.error());
+  auto e = export_options(type);
+  if (!e.ok()) return fail(e.error());
   const auto t0 = Clock::now();
   auto adapters = load_adapters(*fs, {dir / "lora"});
   if (!adapters.ok()) return fail(adapters.error());
   NullReporter quiet;
   auto source = TensorSource::open_fused(*fs, dir / "base", *adapters, DType::kF16, quiet);
   if (!source.ok()) return fail(source.error());
-  GgufExportOptions e;
-  e.file_type = *ft;
-  auto r = export_gguf(*fs, **source, out, e);
+  auto r = export_gguf(*fs, **source, out, *e);
   if (!r.ok()) return fail(r.error());
   report("one-pass " + type, seconds_since(t0), r->bytes);
   return 0;
 }
 
 int export_only(const fs::path& model, const std::string& type, const fs::path& out) {
-  auto ft = file_type(type);
-  if (!ft.ok()) return fail(ft.error());
+  auto e = export_options(type);
+  if (!e.ok()) return fail(e.error());
   const auto t0 = Clock::now();
-  GgufExportOptions e;
-  e.file_type = *ft;
-  auto r = export_gguf(model, out, e);
+  auto r = export_gguf(model, out, *e);
   if (!r.ok()) return fail(r.error());
   report("export " + type, seconds_since(t0), r->bytes);
   return 0;

@@ -241,19 +241,17 @@ Result<std::pair<InputRef, int>> expand_export(const ModelSpec& m, TargetExpansi
   ExportParams p;
   p.format = model_format_name(m.format);
   p.gguf_type = m.gguf_type;
-  const bool measures = m.format == ModelFormat::kGguf && !adapters.empty();
+  const bool one_pass = m.format == ModelFormat::kGguf && !adapters.empty();  // fuses and measures
   std::vector<InputRef> in;
-  if (measures) {
-    p.fuse_dtype = m.dtype.value_or("auto");
-  } else {
+  if (!one_pass) {
     in.push_back(model);
-  }
-  if (measures) {
+  } else {
+    p.fuse_dtype = m.dtype.value_or("auto");
     in.push_back(base);
     in.insert(in.end(), adapters.begin(), adapters.end());
   }
   const int step = x.add_step("export", p.to_json(), in, "export");
-  return std::make_pair(InputRef{"model", "", step}, measures ? step : -1);
+  return std::make_pair(InputRef{"model", "", step}, one_pass ? step : -1);
 }
 
 // bits: auto: one candidate per (bits, group size), each an ordinary fuse to

@@ -112,6 +112,13 @@ bool is_quant_companion(const ModelDir& model, const std::string& name) {
   return false;
 }
 
+std::vector<std::string> logical_tensor_names(const ModelDir& model) {
+  std::vector<std::string> names;
+  for (const TensorRef& t : model.weights().tensors())
+    if (!is_quant_companion(model, t.info->name)) names.push_back(t.info->name);
+  return names;
+}
+
 Status check_model_dtypes(const ModelDir& model) {
   for (const TensorRef& t : model.weights().tensors())
     if (!is_model_dtype(t.info->dtype))
@@ -389,6 +396,25 @@ nlohmann::ordered_json fused_config(const ModelDir& base, DType out_dtype, const
   return config;
 }
 
+Status check_fuse_options(const ModelDir& base, const fs::path& base_dir, const FuseOptions& options) {
+  const bool inplace = options.mode == FuseMode::kInplace;
+  if (options.quantize) {
+    if (inplace)
+      return make_error(Errc::kInvalidInput, "",
+                        "in-place fusion keeps the base's own quantization; quantizing to other bits needs mode "
+                        "dequantize");
+    MB_TRY(check_quant_params(options.quantize->bits, options.quantize->group_size, "fuse"));
+  }
+  if (inplace && !base.quantization().present())
+    return make_error(Errc::kInvalidInput, (base_dir / "config.json").string(),
+                      "in-place fusion re-quantizes with the base's own bits, but this base is not quantized "
+                      "(config.json has no quantization); use mode dequantize");
+  if (options.dtype && !torch_dtype_name(*options.dtype))
+    return make_error(Errc::kInvalidInput, "", "fusion output dtype must be float16, bfloat16 or float32, not {}",
+                      dtype_name(*options.dtype));
+  return {};
+}
+
 namespace {
 
 // One output tensor of a fusion: copied through, or encoded.
@@ -410,25 +436,6 @@ struct FusePlan {
 std::string inplace_what(const std::set<int>& bits) {
   if (bits.size() == 1) return fmt::format("{}-bit in-place fusion", *bits.begin());
   return fmt::format("in-place fusion ({}-bit)", fmt::join(bits, "/"));
-}
-
-Status check_fuse_options(const ModelDir& base, const fs::path& base_dir, const FuseOptions& options) {
-  const bool inplace = options.mode == FuseMode::kInplace;
-  if (options.quantize) {
-    if (inplace)
-      return make_error(Errc::kInvalidInput, "",
-                        "in-place fusion keeps the base's own quantization; quantizing to other bits needs mode "
-                        "dequantize");
-    MB_TRY(check_quant_params(options.quantize->bits, options.quantize->group_size, "fuse"));
-  }
-  if (inplace && !base.quantization().present())
-    return make_error(Errc::kInvalidInput, (base_dir / "config.json").string(),
-                      "in-place fusion re-quantizes with the base's own bits, but this base is not quantized "
-                      "(config.json has no quantization); use mode dequantize");
-  if (options.dtype && !torch_dtype_name(*options.dtype))
-    return make_error(Errc::kInvalidInput, "", "fusion output dtype must be float16, bfloat16 or float32, not {}",
-                      dtype_name(*options.dtype));
-  return {};
 }
 
 // How an encoded task's tensor is written: re-quantized with its own bits

@@ -103,6 +103,10 @@ Result<FuseResult> fuse_model(FileSystem& fs, const fs::path& base_dir, const st
 using AdaptedModules = std::map<std::string, std::vector<const LoraModule*>>;
 Result<AdaptedModules> fuse_adapted_modules(const ModelDir& base, const fs::path& base_dir,
                                             const std::vector<Adapter>& adapters, Reporter& reporter);
+// fuse_model's checks of `options` against `base` (kInvalidInput): in-place
+// needs a quantized base and no other bits, valid bits and group size, a
+// float output dtype.
+Status check_fuse_options(const ModelDir& base, const fs::path& base_dir, const FuseOptions& options);
 // The config.json fuse_model writes: the base's, with quantization and
 // torch_dtype describing the output (`out_dtype`, `options.quantize`).
 nlohmann::ordered_json fused_config(const ModelDir& base, DType out_dtype, const FuseOptions& options);
@@ -167,6 +171,9 @@ class WeightRows {
 // True for "<m>.scales" / "<m>.biases" of a quantized module: the part of a
 // quantized triple that WeightRows reads through "<m>.weight".
 bool is_quant_companion(const ModelDir& model, const std::string& name);
+// The model's tensors in file order without those companions: one name per
+// logical tensor, each readable with WeightRows.
+std::vector<std::string> logical_tensor_names(const ModelDir& model);
 
 // Exact f32 dequantization of packed rows (q·s + b, s and b in f32).
 // REQUIRES: sizes as for mlx_quant's dequantize_rows.

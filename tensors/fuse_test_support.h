@@ -112,6 +112,27 @@ inline ModelSpec tiny_qwen(DType dtype, uint32_t seed = 1, int64_t hidden = 64, 
   return spec;
 }
 
+// tiny_qwen as a Llama (no biases, vocab 1024, 4 heads over 2 KV heads),
+// whose q/k rows a GGUF export permutes; no torch_dtype in config.json.
+inline ModelSpec tiny_llama(DType dtype) {
+  ModelSpec spec = tiny_qwen(dtype);
+  std::erase_if(spec.tensors, [](const FloatTensor& t) { return t.name.ends_with(".bias"); });
+  spec.tensors[0] = {"model.embed_tokens.weight", dtype, {1024, 64}, make_values(1024 * 64, 9, 0.05f)};
+  spec.config = {{"architectures", {"LlamaForCausalLM"}},
+                 {"model_type", "llama"},
+                 {"hidden_size", 64},
+                 {"intermediate_size", 128},
+                 {"num_hidden_layers", 2},
+                 {"num_attention_heads", 4},
+                 {"num_key_value_heads", 2},
+                 {"max_position_embeddings", 256},
+                 {"rms_norm_eps", 1e-5},
+                 {"rope_theta", 500000.0},
+                 {"vocab_size", 1024},
+                 {"tie_word_embeddings", true}};
+  return spec;
+}
+
 inline bool is_quantized_in(const ModelSpec& spec, const FloatTensor& t) {
   return spec.quant && t.shape.size() == 2 && t.name.size() > 7 &&
          t.name.compare(t.name.size() - 7, 7, ".weight") == 0 && t.name.find("norm") == std::string::npos &&

@@ -171,22 +171,8 @@ TEST(GgufExport, MissingTokenizerFailsAndLeavesNothing) {
 TEST(GgufExport, LlamaPermutesQueryAndKeyRows) {
   TempDir dir;
   std::unique_ptr<FileSystem> rfs = make_real_file_system();
-  fuse_test::ModelSpec spec = fuse_test::tiny_qwen(DType::kF16);
-  std::erase_if(spec.tensors, [](const fuse_test::FloatTensor& t) { return t.name.ends_with(".bias"); });
-  spec.tensors[0] = {"model.embed_tokens.weight", DType::kF16, {1024, 64}, fuse_test::make_values(1024 * 64, 9, 0.05f)};
-  spec.config = {{"architectures", {"LlamaForCausalLM"}},
-                 {"model_type", "llama"},
-                 {"hidden_size", 64},
-                 {"intermediate_size", 128},
-                 {"num_hidden_layers", 2},
-                 {"num_attention_heads", 4},
-                 {"num_key_value_heads", 2},
-                 {"max_position_embeddings", 256},
-                 {"rms_norm_eps", 1e-5},
-                 {"rope_theta", 500000.0},
-                 {"vocab_size", 1024},
-                 {"tie_word_embeddings", true},
-                 {"torch_dtype", "float16"}};
+  fuse_test::ModelSpec spec = fuse_test::tiny_llama(DType::kF16);
+  spec.config["torch_dtype"] = "float16";
   fs::path model = dir.path() / "llama";
   fuse_test::write_model(*rfs, model, spec);
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})

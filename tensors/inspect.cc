@@ -257,13 +257,6 @@ const char* diff_kind_name(DiffKind kind) {
 
 namespace {
 
-std::vector<std::string> logical_names(const ModelDir& model) {
-  std::vector<std::string> names;
-  for (const TensorRef& t : model.weights().tensors())
-    if (!is_quant_companion(model, t.info->name)) names.push_back(t.info->name);
-  return names;
-}
-
 struct DiffSums {
   int64_t differing = 0;
   double max_abs = 0, delta_sq = 0, a_sq = 0;
@@ -336,7 +329,7 @@ Result<TensorDiff> diff_tensor(const ModelDir& a, const ModelDir& b, const std::
 Result<ModelDiff> diff_models(const FileSystem& fs, const fs::path& a_dir, const fs::path& b_dir, int threads) {
   MB_ASSIGN(ModelDir a, ModelDir::open(fs, a_dir));
   MB_ASSIGN(ModelDir b, ModelDir::open(fs, b_dir));
-  const std::vector<std::string> na = logical_names(a), nb = logical_names(b);
+  const std::vector<std::string> na = logical_tensor_names(a), nb = logical_tensor_names(b);
   ModelDiff out;
   size_t i = 0, j = 0;
   threads = resolve_threads(threads);

@@ -82,6 +82,8 @@ class TensorSource {
 
  private:
   TensorSource() = default;
+  // The directory opened and its tensor names; config and dtype to fill.
+  static Result<std::unique_ptr<TensorSource>> open_dir(const FileSystem& fs, const fs::path& dir);
   std::unique_ptr<ModelDir> m_model;  // owned: WeightRows borrow its mappings
   nlohmann::ordered_json m_config;
   DType m_dtype = DType::kF32;
