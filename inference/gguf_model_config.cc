@@ -110,16 +110,23 @@ Status rope_and_norm(const Keys& k, ModelConfig& c) {
   MB_ASSIGN(eps, k.number("attention.layer_norm_rms_epsilon", 1e-6));
   if (!(eps > 0)) return k.bad(k.arch() + ".attention.layer_norm_rms_epsilon", "must be > 0");
   c.rms_norm_eps = static_cast<float>(eps);
-  if (const OJson* t = k.find(k.arch() + ".rope.scaling.type")) {
-    const std::string type = t->is_string() ? t->get<std::string>() : t->dump();
-    if (type == "linear") {
-      c.rope.type = RopeConfig::Type::kLinear;
-      MB_ASSIGN(c.rope.factor, k.number("rope.scaling.factor", 1.0));
-      if (!(c.rope.factor > 0)) return k.bad(k.arch() + ".rope.scaling.factor", "must be > 0");
-    } else if (type != "none") {
-      return Error{Errc::kUnsupported, k.where(),
-                   fmt::format("{}.rope.scaling.type: \"{}\" is not supported (none, linear)", k.arch(), type)};
-    }
+  // llama.cpp's reading (llama-model.cpp, load_hparams): the type defaults
+  // to linear, the factor comes from rope.scaling.factor or the older
+  // rope.scale_linear, and an absent or zero factor means no scaling. So a
+  // file with a factor and no type is scaled, as llama.cpp runs it.
+  std::string type = "linear";
+  if (const OJson* t = k.find(k.arch() + ".rope.scaling.type"))
+    type = t->is_string() ? t->get<std::string>() : t->dump();
+  if (type != "linear" && type != "none")
+    return Error{Errc::kUnsupported, k.where(),
+                 fmt::format("{}.rope.scaling.type: \"{}\" is not supported (none, linear)", k.arch(), type)};
+  const char* factor_key = k.find(k.arch() + ".rope.scaling.factor") ? "rope.scaling.factor" : "rope.scale_linear";
+  double factor;
+  MB_ASSIGN(factor, k.number(factor_key, 0.0));
+  if (!(factor >= 0)) return k.bad(k.arch() + "." + factor_key, "must be >= 0");
+  if (type == "linear" && factor != 0 && factor != 1) {
+    c.rope.type = RopeConfig::Type::kLinear;
+    c.rope.factor = factor;
   }
   return Status();
 }

@@ -200,6 +200,48 @@ TEST(GgufEngine, BadFilesNameTheFileAndTheKeyOrTensor) {
   if (getenv("MB_PRINT_ERRORS")) printf("%s\n", e.error().to_string().c_str());
 }
 
+// Rope scaling keys read as llama.cpp reads them (docs/formats/gguf.md): the
+// type defaults to linear, the factor may be the older rope.scale_linear, a
+// factor of 0 or none is no scaling, and other types are refused by key.
+TEST(GgufEngine, RopeScalingKeysReadAsLlamaCppReadsThem) {
+  TempDir tmp;
+  const fs::path src = golden_model("qwen2-f32");
+  const ModelConfig c = golden_config(src);
+  const test::FloatModel v = golden_values(src);
+  struct Case {
+    std::string type;  // empty: no type key
+    std::string factor_key;
+    float factor;
+    double want;  // 0: no scaling; < 0: an error naming the key
+  };
+  const std::string a = architecture_name(c.arch);
+  for (const Case& k : std::vector<Case>{{"linear", "rope.scaling.factor", 4, 4},
+                                         {"", "rope.scaling.factor", 4, 4},
+                                         {"", "rope.scale_linear", 2, 2},
+                                         {"none", "rope.scaling.factor", 4, 0},
+                                         {"linear", "rope.scaling.factor", 0, 0},
+                                         {"yarn", "rope.scaling.factor", 4, -1},
+                                         {"", "rope.scaling.factor", -1, -1}}) {
+    SCOPED_TRACE(k.type + " " + k.factor_key + " " + std::to_string(k.factor));
+    const fs::path file = tmp.path() / "rope.gguf";
+    ASSERT_TRUE(test::write_test_gguf(file, c, v, src, GgmlType::kF32, false, [&](GgufMetadata& md) {
+                  if (!k.type.empty()) md.add_string(a + ".rope.scaling.type", k.type);
+                  md.add_f32(a + "." + k.factor_key, k.factor);
+                }).ok());
+    auto f = GgufFile::open(file);
+    ASSERT_TRUE(f.ok()) << f.error().to_string();
+    auto got = gguf_model_config(*f);
+    if (k.want < 0) {
+      ASSERT_FALSE(got.ok());
+      EXPECT_NE(got.error().to_string().find(a + ".rope.scaling."), std::string::npos) << got.error().to_string();
+      continue;
+    }
+    ASSERT_TRUE(got.ok()) << got.error().to_string();
+    EXPECT_EQ(got->rope.type, k.want == 0 ? RopeConfig::Type::kDefault : RopeConfig::Type::kLinear);
+    if (k.want != 0) EXPECT_EQ(got->rope.factor, k.want);
+  }
+}
+
 TEST(GgufEngine, ADirectoryWithSeveralGgufFilesIsAnError) {
   TempDir tmp;
   write_bytes(tmp.path() / "a.gguf", "x");

@@ -7,6 +7,7 @@
 // either shows up as a test failure.
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -172,11 +173,13 @@ inline void add_arch_metadata(GgufMetadata& md, const ModelConfig& c) {
 // Writes `values` as a GGUF file: 2-D tensors as `type` (Q8_0 where a row
 // does not fit it), 1-D ones as F32. `dequantized`: 2-D tensors as F32 holding
 // the values `type` stores (quantized, then dequantized), the float twin of
-// the quantized file.
+// the quantized file. `more_keys` adds metadata after the architecture's.
 inline Status write_test_gguf(const fs::path& out, const ModelConfig& c, const FloatModel& values,
-                              const fs::path& tokenizer_dir, GgmlType type, bool dequantized = false) {
+                              const fs::path& tokenizer_dir, GgmlType type, bool dequantized = false,
+                              const std::function<void(GgufMetadata&)>& more_keys = {}) {
   GgufMetadata md;
   add_arch_metadata(md, c);
+  if (more_keys) more_keys(md);
   add_tokenizer_metadata(md, tokenizer_dir, c.arch == Architecture::kLlama ? "llama-bpe" : "qwen2");
   std::vector<GgufTensorDecl> decls;
   std::vector<std::vector<float>> data;

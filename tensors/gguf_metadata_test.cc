@@ -158,6 +158,24 @@ TEST(GgufMetadata, LlamaKeysAndRopeFreqs) {
   EXPECT_TRUE(gguf_rope_freqs(gguf_model_facts(read_json(tiny_model() / "config.json"), "c").value()).empty());
 }
 
+// Linear rope scaling is two keys; a config without scaling writes neither.
+TEST(GgufMetadata, LinearRopeScalingKeys) {
+  Json c = read_json(tiny_model() / "config.json");
+  c["rope_scaling"] = {{"type", "linear"}, {"factor", 4.0}};
+  Result<GgufModelFacts> f = gguf_model_facts(c, "config.json");
+  ASSERT_TRUE(f) << f.error().to_string();
+  GgufMetadata m;
+  add_gguf_arch_metadata(m, f.value(), "q", GgufFileType::kF16, false);
+  EXPECT_EQ(get<std::string>(m, "qwen2.rope.scaling.type"), "linear");
+  EXPECT_EQ(get<float>(m, "qwen2.rope.scaling.factor"), 4.0f);
+  EXPECT_TRUE(gguf_rope_freqs(f.value()).empty());
+  GgufMetadata plain;
+  add_gguf_arch_metadata(plain, gguf_model_facts(read_json(tiny_model() / "config.json"), "c").value(), "q",
+                         GgufFileType::kF16, false);
+  EXPECT_EQ(plain.find("qwen2.rope.scaling.type"), nullptr);
+  EXPECT_EQ(plain.find("qwen2.rope.scaling.factor"), nullptr);
+}
+
 TEST(GgufMetadata, AddedTokenTypes) {
   EXPECT_EQ(gguf_added_token_type("<|eot_id|>", false), 3);
   EXPECT_EQ(gguf_added_token_type("<tool_call>", false), 4);
