@@ -1,7 +1,8 @@
 // `modelbuild diff A B [--all] [--json] [-j N]`: two models compared tensor by
 // tensor on their dequantized values (a byte diff of weights tells a user
-// nothing). A thin front on tensors/inspect.h. Exit status follows diff(1):
-// 0 when the models are the same, 1 when they differ, 2 on bad input.
+// nothing); either side may be a GGUF file. A thin front on
+// tensors/inspect.h. Exit status follows diff(1): 0 when the models are the
+// same, 1 when they differ, 2 on bad input.
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -15,8 +16,8 @@ int diff_command(const std::vector<std::string>& args) {
   bool all = false;
   bool json = false;
   int jobs = 0;
-  app.add_option("a", a, "the first model directory")->required();
-  app.add_option("b", b, "the second model directory")->required();
+  app.add_option("a", a, "the first model: a model directory, a .gguf file or a GGUF target's directory")->required();
+  app.add_option("b", b, "the second model, likewise")->required();
   app.add_flag("--all", all, "list identical tensors too");
   app.add_flag("--json", json, "print the comparison as JSON");
   app.add_option("-j,--jobs", jobs, "threads (default: number of cores)")->check(CLI::NonNegativeNumber);

@@ -97,28 +97,6 @@ class GgufSource final : public TensorSource, public QuantRule {
 
 }  // namespace
 
-Result<std::optional<fs::path>> find_gguf_model(const FileSystem& fs, const fs::path& path) {
-  Result<FileStat> st = fs.stat(path);
-  if (!st.ok()) return std::optional<fs::path>();
-  if (st->is_regular) {
-    if (path.extension() == ".gguf") return std::optional<fs::path>(path);
-    return std::optional<fs::path>();
-  }
-  if (!st->is_dir) return std::optional<fs::path>();
-  MB_ASSIGN(std::vector<std::string> names, fs.list_dir(path));
-  std::vector<std::string> ggufs;
-  bool has_config = false;
-  for (const std::string& n : names) {
-    if (n == "config.json") has_config = true;
-    if (fs::path(n).extension() == ".gguf") ggufs.push_back(n);
-  }
-  if (has_config || ggufs.empty()) return std::optional<fs::path>();
-  if (ggufs.size() > 1)
-    return Error{Errc::kInvalidInput, path.string(),
-                 fmt::format("holds {} .gguf files ({}); name one of them", ggufs.size(), fmt::join(ggufs, ", "))};
-  return std::optional<fs::path>(path / ggufs[0]);
-}
-
 Result<Model> load_gguf_model(std::shared_ptr<const GgufFile> file) {
   MB_ASSIGN(ModelConfig config, gguf_model_config(*file));
   auto source = std::make_shared<GgufSource>(file, config);

@@ -19,12 +19,6 @@
 
 namespace mb::inference {
 
-// The GGUF file `path` stands for: `path` itself when it names a .gguf file,
-// or the one .gguf file of a directory without config.json (what a GGUF
-// target materializes). nullopt for anything else (a safetensors model
-// directory, a missing path); an error for a directory holding several.
-Result<std::optional<fs::path>> find_gguf_model(const FileSystem& fs, const fs::path& path);
-
 // general.architecture and the ARCH.* keys, plus what the tensor list says
 // (vocabulary size, tied output, biases).
 Result<ModelConfig> gguf_model_config(const GgufFile& file);

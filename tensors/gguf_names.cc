@@ -83,6 +83,30 @@ std::optional<std::string> gguf_tensor_name(std::string_view arch, std::string_v
   return std::nullopt;
 }
 
+std::optional<std::string> gguf_source_name(std::string_view arch, std::string_view gguf_name) {
+  if (!gguf_arch_supported(arch)) return std::nullopt;
+  const size_t dot = gguf_name.rfind('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  const std::string_view suffix = gguf_name.substr(dot + 1);
+  std::string_view module = gguf_name.substr(0, dot);
+  std::string hf;
+  for (const NamePair& p : kGlobalModules)
+    if (module == p.gguf) hf = std::string(p.hf) + "." + std::string(suffix);
+  if (hf.empty() && consume(module, "blk.")) {
+    const size_t layer_end = module.find('.');
+    if (layer_end == std::string_view::npos) return std::nullopt;
+    const std::string_view layer = module.substr(0, layer_end);
+    for (const NamePair& p : kLayerModules)
+      if (module.substr(layer_end + 1) == p.gguf)
+        hf = "model.layers." + std::string(layer) + "." + std::string(p.hf) + "." + std::string(suffix);
+  }
+  // The forward mapping is the one source of truth: a name counts only if
+  // it maps back to exactly this GGUF name (so "blk.01." or a bias the
+  // architecture lacks is not accepted).
+  if (hf.empty() || gguf_tensor_name(arch, hf) != gguf_name) return std::nullopt;
+  return hf;
+}
+
 std::optional<int> gguf_permuted_heads(std::string_view arch, std::string_view hf_name, int n_head, int n_kv_head) {
   if (arch != "llama") return std::nullopt;
   auto ends = [&](std::string_view tail) {

@@ -18,6 +18,12 @@ bool gguf_arch_supported(std::string_view arch);
 // for a name the architecture has no GGUF tensor for (which export refuses).
 std::optional<std::string> gguf_tensor_name(std::string_view arch, std::string_view hf_name);
 
+// The inverse, for reading a GGUF file under Hugging Face names:
+// "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight";
+// nullopt for a name gguf_tensor_name never produces for `arch`
+// (rope_freqs.weight, say).
+std::optional<std::string> gguf_source_name(std::string_view arch, std::string_view gguf_name);
+
 // The number of heads whose rows are permuted when this HF tensor goes into
 // a GGUF file of `arch`: n_head for llama's q_proj (weight and bias),
 // n_kv_head for its k_proj; nullopt for every other tensor (qwen2 and qwen3

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 namespace mb {
@@ -41,6 +42,35 @@ TEST(GgufNames, RejectsUnknownNamesAndArchitectures) {
         "model.layers.1.mlp.up_proj.scales", "model.layers.1.mlp.up_proj", "lm_head",
         "model.layers.-1.mlp.up_proj.weight", "model.layers.1.mlp.experts.weight"})
     EXPECT_EQ(gguf_tensor_name("qwen2", bad), std::nullopt) << bad;
+}
+
+// gguf_source_name undoes gguf_tensor_name for every name an export writes,
+// and refuses what no export writes.
+TEST(GgufNames, SourceNameInvertsTheMapping) {
+  const std::vector<std::string> modules = {
+      "input_layernorm",  "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+      "self_attn.o_proj", "self_attn.q_norm", "self_attn.k_norm", "post_attention_layernorm",
+      "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+  int mapped = 0;
+  for (const char* arch : {"qwen2", "llama", "qwen3"}) {
+    std::vector<std::string> names = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+                                      "lm_head.bias"};
+    for (const std::string& m : modules)
+      for (const char* suffix : {".weight", ".bias"}) names.push_back("model.layers.17." + m + suffix);
+    for (const std::string& hf : names) {
+      const auto g = gguf_tensor_name(arch, hf);
+      if (!g) continue;
+      ++mapped;
+      EXPECT_EQ(gguf_source_name(arch, *g), hf) << arch << " " << *g;
+    }
+  }
+  EXPECT_GT(mapped, 40);
+  EXPECT_EQ(gguf_source_name("qwen2", "blk.0.attn_q.weight"), "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(gguf_source_name("qwen2", "output.bias"), "lm_head.bias");
+  for (const char* bad : {"rope_freqs.weight", "blk.01.attn_q.weight", "blk.0.attn_output.bias", "blk.x.attn_q.weight",
+                          "blk.0.attn_q_norm.weight", "blk..attn_q.weight", "output", "token_embd.bias"})
+    EXPECT_EQ(gguf_source_name("qwen2", bad), std::nullopt) << bad;
+  EXPECT_EQ(gguf_source_name("gemma", "output.weight"), std::nullopt);
 }
 
 TEST(GgufNames, PermutedHeadsOnlyForLlamaQk) {

@@ -1,5 +1,7 @@
 #include "tensors/gguf_reader.h"
 
+#include <fmt/ranges.h>
+
 #include <cstring>
 #include <limits>
 
@@ -325,6 +327,49 @@ const GgufTensorInfo* GgufFile::find(std::string_view name) const {
 
 std::span<const uint8_t> GgufFile::bytes(const GgufTensorInfo& t) const {
   return {reinterpret_cast<const uint8_t*>(m_mapping->bytes().data()) + t.offset, t.byte_size};
+}
+
+Result<std::optional<fs::path>> find_gguf_model(const FileSystem& fs, const fs::path& path) {
+  Result<FileStat> st = fs.stat(path);
+  if (!st.ok()) return std::optional<fs::path>();
+  if (st->is_regular) {
+    if (path.extension() == ".gguf") return std::optional<fs::path>(path);
+    return std::optional<fs::path>();
+  }
+  if (!st->is_dir) return std::optional<fs::path>();
+  MB_ASSIGN(std::vector<std::string> names, fs.list_dir(path));
+  std::vector<std::string> ggufs;
+  bool has_config = false;
+  for (const std::string& n : names) {
+    if (n == "config.json") has_config = true;
+    if (fs::path(n).extension() == ".gguf") ggufs.push_back(n);
+  }
+  if (has_config || ggufs.empty()) return std::optional<fs::path>();
+  if (ggufs.size() > 1)
+    return make_error(Errc::kInvalidInput, path.string(), "holds {} .gguf files ({}); name one of them", ggufs.size(),
+                      fmt::join(ggufs, ", "));
+  return std::optional<fs::path>(path / ggufs[0]);
+}
+
+Result<std::string> gguf_architecture(const GgufFile& file) {
+  const auto it = file.metadata().find("general.architecture");
+  if (it == file.metadata().end() || !it->is_string())
+    return make_error(Errc::kCorrupt, file.path().string(), "general.architecture is missing or not a string");
+  return it->get<std::string>();
+}
+
+Result<std::pair<int, int>> gguf_head_counts(const GgufFile& file, const std::string& arch) {
+  const auto get = [&](const std::string& key) -> Result<int> {
+    const auto it = file.metadata().find(key);
+    if (it == file.metadata().end() || !it->is_number_integer() || it->get<int64_t>() <= 0 ||
+        it->get<int64_t>() > std::numeric_limits<int>::max())
+      return make_error(Errc::kCorrupt, file.path().string(), "metadata key {} is missing or not a positive integer",
+                        key);
+    return it->get<int>();
+  };
+  MB_ASSIGN(int heads, get(arch + ".attention.head_count"));
+  MB_ASSIGN(int kv_heads, get(arch + ".attention.head_count_kv"));
+  return std::make_pair(heads, kv_heads);
 }
 
 }  // namespace mb

@@ -15,10 +15,12 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/fs.h"
@@ -79,5 +81,17 @@ class GgufFile {
   std::vector<GgufTensorInfo> m_tensors;
   std::unordered_map<std::string, size_t> m_index;
 };
+
+// The GGUF file `path` stands for: `path` itself when it names a .gguf file,
+// or the one .gguf file of a directory without config.json (what a GGUF
+// target materializes). nullopt for anything else (a safetensors model
+// directory, a missing path); an error for a directory holding several.
+Result<std::optional<fs::path>> find_gguf_model(const FileSystem& fs, const fs::path& path);
+
+// general.architecture ("qwen2", ...); kCorrupt naming the file when absent.
+Result<std::string> gguf_architecture(const GgufFile& file);
+// ARCH.attention.head_count and head_count_kv, which llama's q/k row
+// permutation needs; kCorrupt naming the key when absent or not positive.
+Result<std::pair<int, int>> gguf_head_counts(const GgufFile& file, const std::string& arch);
 
 }  // namespace mb

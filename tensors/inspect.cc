@@ -9,7 +9,9 @@
 
 #include "base/parallel.h"
 #include "tensors/adapters.h"
+#include "tensors/diff_source.h"
 #include "tensors/fuse.h"
+#include "tensors/gguf_reader.h"
 #include "tensors/safetensors.h"
 
 namespace mb {
@@ -148,6 +150,8 @@ Result<Inspection> inspect_adapter(const FileSystem& fs, const fs::path& dir) {
 
 Result<Inspection> inspect(const FileSystem& fs, const fs::path& path) {
   if (path.extension() == ".gguf") return inspect_gguf(fs, path);
+  MB_ASSIGN(std::optional<fs::path> gguf, find_gguf_model(fs, path));  // a GGUF target's directory
+  if (gguf) return inspect_gguf(fs, *gguf);
   if (fs.stat(path / "config.json").ok()) return inspect_model(fs, path);
   if (fs.stat(path / "adapter_config.json").ok() || fs.stat(path / "adapters.safetensors").ok() ||
       fs.stat(path / "adapter_model.safetensors").ok())
@@ -262,42 +266,35 @@ struct DiffSums {
   double max_abs = 0, delta_sq = 0, a_sq = 0;
 };
 
-Result<TensorDiff> diff_tensor(const ModelDir& a, const ModelDir& b, const std::string& name, int threads) {
+Result<TensorDiff> diff_tensor(const DiffSource& a, const DiffSource& b, const std::string& name, int threads) {
   TensorDiff d;
   d.name = name;
-  auto ra = WeightRows::open(a, name);
-  auto rb = WeightRows::open(b, name);
-  for (auto* r : {&ra, &rb})
-    if (!r->ok() && r->error().code != Errc::kUnsupported) return r->error();
-  if (!ra.ok() || !rb.ok()) {
-    // A non-float tensor on at least one side: compare what is stored.
-    const TensorRef ta = a.weights().find(name), tb = b.weights().find(name);
-    d.shape_a = ra.ok() ? ra->shape() : ta.info->shape;
-    d.shape_b = rb.ok() ? rb->shape() : tb.info->shape;
-    if (d.shape_a != d.shape_b) {
-      d.kind = DiffKind::kShapeMismatch;
-    } else {
-      const bool same = ta.info->dtype == tb.info->dtype && as_chars(ta.bytes) == as_chars(tb.bytes);
-      d.kind = same ? DiffKind::kIdentical : DiffKind::kDifferent;
-    }
-    return d;
-  }
-  d.shape_a = ra->shape();
-  d.shape_b = rb->shape();
+  MB_ASSIGN(const DiffTensor ta, a.tensor(name));
+  MB_ASSIGN(const DiffTensor tb, b.tensor(name));
+  d.stored_a = ta.stored();
+  d.stored_b = tb.stored();
+  d.shape_a = ta.shape();
+  d.shape_b = tb.shape();
   if (d.shape_a != d.shape_b) {
     d.kind = DiffKind::kShapeMismatch;
     return d;
   }
+  if (!ta.has_values() || !tb.has_values()) {
+    // A non-float tensor on at least one side: compare what is stored.
+    const bool same = d.stored_a == d.stored_b && as_chars(ta.bytes()) == as_chars(tb.bytes());
+    d.kind = same ? DiffKind::kIdentical : DiffKind::kDifferent;
+    return d;
+  }
   d.compared_values = true;
-  const int64_t rows = ra->rows(), cols = ra->cols(), per = row_chunk_rows(rows, cols);
+  const int64_t rows = ta.rows(), cols = ta.cols(), per = row_chunk_rows(rows, cols);
   std::vector<DiffSums> sums(static_cast<size_t>(rows == 0 ? 0 : (rows + per - 1) / per));
   MB_TRY(for_each_row_chunk(rows, cols, threads, [&](int64_t chunk, int64_t begin, int64_t end) -> Status {
     std::vector<float> va(static_cast<size_t>(cols)), vb(va.size());
-    WeightRows::Scratch sa = ra->make_scratch(), sb = rb->make_scratch();
+    DiffTensor::Scratch sa = ta.make_scratch(), sb = tb.make_scratch();
     DiffSums& s = sums[static_cast<size_t>(chunk)];
     for (int64_t r = begin; r < end; ++r) {
-      ra->read_row(r, va, sa);
-      rb->read_row(r, vb, sb);
+      ta.read_row(r, va, sa);
+      tb.read_row(r, vb, sb);
       for (size_t i = 0; i < va.size(); ++i) {
         const double x = va[i], y = vb[i];
         s.a_sq += x * x;
@@ -326,10 +323,10 @@ Result<TensorDiff> diff_tensor(const ModelDir& a, const ModelDir& b, const std::
 
 }  // namespace
 
-Result<ModelDiff> diff_models(const FileSystem& fs, const fs::path& a_dir, const fs::path& b_dir, int threads) {
-  MB_ASSIGN(ModelDir a, ModelDir::open(fs, a_dir));
-  MB_ASSIGN(ModelDir b, ModelDir::open(fs, b_dir));
-  const std::vector<std::string> na = logical_tensor_names(a), nb = logical_tensor_names(b);
+Result<ModelDiff> diff_models(const FileSystem& fs, const fs::path& a_path, const fs::path& b_path, int threads) {
+  MB_ASSIGN(const DiffSource a, DiffSource::open(fs, a_path));
+  MB_ASSIGN(const DiffSource b, DiffSource::open(fs, b_path));
+  const std::vector<std::string>&na = a.names(), &nb = b.names();
   ModelDiff out;
   size_t i = 0, j = 0;
   threads = resolve_threads(threads);
@@ -378,6 +375,8 @@ nlohmann::json ModelDiff::to_json() const {
                       {"tensors", nlohmann::json::array()}};
   for (const TensorDiff& t : tensors) {
     nlohmann::json e = {{"name", t.name}, {"kind", diff_kind_name(t.kind)}};
+    if (!t.stored_a.empty()) e["stored_a"] = t.stored_a;
+    if (!t.stored_b.empty()) e["stored_b"] = t.stored_b;
     if (t.kind == DiffKind::kShapeMismatch) e["shape_a"] = t.shape_a, e["shape_b"] = t.shape_b;
     if (t.compared_values && t.kind == DiffKind::kDifferent)
       e["differing"] = t.differing, e["max_abs"] = num(t.max_abs), e["rel"] = num(t.rel);
@@ -385,6 +384,15 @@ nlohmann::json ModelDiff::to_json() const {
   }
   return j;
 }
+
+namespace {
+
+// "BF16" when both sides store a tensor alike, else "q4_K vs BF16".
+std::string stored_pair(const TensorDiff& t) {
+  return t.stored_a == t.stored_b ? t.stored_a : fmt::format("{} vs {}", t.stored_a, t.stored_b);
+}
+
+}  // namespace
 
 std::string render_diff(const ModelDiff& d, bool all) {
   std::string s;
@@ -395,10 +403,10 @@ std::string render_diff(const ModelDiff& d, bool all) {
         break;
       case DiffKind::kDifferent:
         if (t.compared_values)
-          s += fmt::format("  ~ {}  {} of {} values differ, max |Δ| {:.3g}, ‖Δ‖/‖a‖ {:.3g}\n", t.name, t.differing,
-                           numel_of(t.shape_a), t.max_abs, t.rel);
+          s += fmt::format("  ~ {}  {}  {} of {} values differ, max |Δ| {:.3g}, ‖Δ‖/‖a‖ {:.3g}\n", t.name,
+                           stored_pair(t), t.differing, numel_of(t.shape_a), t.max_abs, t.rel);
         else
-          s += fmt::format("  ~ {}  bytes differ\n", t.name);
+          s += fmt::format("  ~ {}  {}  bytes differ\n", t.name, stored_pair(t));
         break;
       case DiffKind::kOnlyInA:
         s += fmt::format("  - {}  only in a\n", t.name);

@@ -12,10 +12,14 @@
 //   size ≈ parameters × bits / 8,  with bits = b + 2·(scale bits)/group_size
 // for MLX affine quantization (4-bit, gs 64, bf16 scales: 4 + 32/64 = 4.5).
 //
-// diff(a, b) compares two model directories on dequantized f32 values (so a
-// float model and its quantized version can be compared): which tensors
-// differ, max |Δ|, relative error ‖Δ‖/‖a‖, tensors only on one side, and
-// logical shape mismatches. Non-float tensors are compared byte for byte.
+// diff(a, b) compares two models on dequantized f32 values (so a float
+// model and its quantized version can be compared): which tensors differ,
+// max |Δ|, relative error ‖Δ‖/‖a‖, tensors only on one side, and logical
+// shape mismatches, with how each side stores the tensor. Either side may be
+// a model directory or a GGUF file (or a directory holding one), read under
+// Hugging Face names (tensors/diff_source.h), so a GGUF export diffs
+// against the MLX or float model it came from. Non-float tensors are
+// compared byte for byte.
 // It streams one tensor at a time over `threads` threads; the figures do
 // not depend on the thread count.
 #include <cstdint>
@@ -97,6 +101,7 @@ struct TensorDiff {
   std::string name;
   DiffKind kind = DiffKind::kIdentical;
   std::vector<int64_t> shape_a, shape_b;  // logical
+  std::string stored_a, stored_b;         // "BF16", "4-bit gs64", "q4_K"; empty when absent
   bool compared_values = false;           // false: non-float, compared as bytes
   int64_t differing = 0;                  // elements whose values differ
   double max_abs = 0;                     // max |b − a|

@@ -132,7 +132,7 @@ TEST(Diff, ReportsWhatDiffersOnDequantizedValues) {
   EXPECT_NE(text.find("- model.norm.weight  only in a"), std::string::npos) << text;
   EXPECT_NE(text.find("+ lm_head.weight  only in b"), std::string::npos) << text;
   EXPECT_NE(text.find("! model.layers.0.self_attn.k_proj.bias  shape [32] vs [2, 16]"), std::string::npos) << text;
-  EXPECT_NE(text.find("~ model.layers.1.mlp.up_proj.weight  1 of 8192 values differ"), std::string::npos) << text;
+  EXPECT_NE(text.find("~ model.layers.1.mlp.up_proj.weight  BF16  1 of 8192 values differ"), std::string::npos) << text;
   EXPECT_EQ(d->to_json()["only_in_a"], 1);
 
   // A float model against its 8-bit quantization: every quantized weight
@@ -147,6 +147,8 @@ TEST(Diff, ReportsWhatDiffersOnDequantizedValues) {
   for (const TensorDiff& t : dq->tensors) {
     if (t.kind != DiffKind::kDifferent) continue;
     EXPECT_NE(t.name.find(".weight"), std::string::npos) << t.name;
+    EXPECT_EQ(t.stored_a, "BF16") << t.name;
+    EXPECT_EQ(t.stored_b, "8-bit gs64") << t.name;
     // Step = range/255 with range ≤ 0.16. Error ≤ half a step (rounding) +
     // half a step (the edge trick's q0 rounding shifts the grid; the far end
     // is clamped) + 255·2⁻⁹ steps (bf16 scale) + 2⁻⁹·0.08 (bf16 bias)

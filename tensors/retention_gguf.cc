@@ -13,20 +13,6 @@
 namespace mb {
 namespace {
 
-// The file's head counts, for the llama q/k permutation.
-Result<std::pair<int, int>> head_counts(const GgufFile& file, const std::string& arch) {
-  const auto& md = file.metadata();
-  const auto get = [&](const std::string& key) -> Result<int> {
-    auto it = md.find(key);
-    if (it == md.end() || !it->is_number_integer())
-      return make_error(Errc::kCorrupt, file.path().string(), "metadata key {} is missing or not an integer", key);
-    return it->get<int>();
-  };
-  MB_ASSIGN(int heads, get(arch + ".attention.head_count"));
-  MB_ASSIGN(int kv_heads, get(arch + ".attention.head_count_kv"));
-  return std::make_pair(heads, kv_heads);
-}
-
 struct GgufRows {
   const GgufTensorInfo* info = nullptr;
   size_t row_bytes = 0;
@@ -57,11 +43,8 @@ Result<RetentionReport> measure_gguf_retention(const FileSystem& fs, const fs::p
                                                const fs::path& base_dir, const std::vector<Adapter>& adapters,
                                                const std::string& what, int bits, int threads, Reporter& reporter) {
   MB_ASSIGN(GgufFile file, GgufFile::open(fs, gguf_file));
-  const auto arch_it = file.metadata().find("general.architecture");
-  if (arch_it == file.metadata().end() || !arch_it->is_string())
-    return make_error(Errc::kCorrupt, gguf_file.string(), "general.architecture is missing");
-  const std::string arch = arch_it->get<std::string>();
-  MB_ASSIGN(auto heads, head_counts(file, arch));
+  MB_ASSIGN(const std::string arch, gguf_architecture(file));
+  MB_ASSIGN(auto heads, gguf_head_counts(file, arch));
   MB_ASSIGN(ModelDir base, ModelDir::open(fs, base_dir));
   std::map<std::string, std::vector<const LoraModule*>> adapted;
   for (const Adapter& a : adapters) {

@@ -92,6 +92,49 @@ TEST_F(ExportCliTest, GgufTargetsHoldOneFileReportRetentionAndGateTheirBytes) {
   EXPECT_EQ(lenient.output.find("[export"), std::string::npos) << "the Q8_0 export is cached: " << lenient.output;
 }
 
+// `diff` reads a GGUF target under Hugging Face names: the F16 export holds
+// exactly the float16 fused model's values; Q8_0 changes every matrix but
+// no norm, by a small relative error; two GGUF files diff by name too.
+TEST_F(ExportCliTest, DiffComparesAGgufExportWithTheModelItCameFrom) {
+  CliRun b = modelbuild(dir(), {"fused_f16", "gguf_f16", "gguf_q8_0"});
+  ASSERT_EQ(b.code, 0) << b.output;
+  CliRun same = modelbuild(dir(), {"diff", "build/fused_f16", "build/gguf_f16"});
+  EXPECT_EQ(same.code, 0) << same.output;
+  EXPECT_NE(same.out.find(" 0 different, 0 only in a, 0 only in b, 0 shape mismatches"), std::string::npos) << same.out;
+  CliRun q = modelbuild(dir(), {"diff", "--json", "build/fused_f16", "build/gguf_q8_0/model.gguf"});
+  EXPECT_EQ(q.code, 1) << q.output;
+  const auto doc = nlohmann::json::parse(q.out);
+  EXPECT_EQ(doc["only_in_a"], 0) << q.out;
+  EXPECT_EQ(doc["only_in_b"], 0) << q.out;
+  int matrices = 0;
+  for (const auto& t : doc["tensors"]) {
+    const std::string name = t["name"];
+    ASSERT_EQ(name.find("blk."), std::string::npos) << "a GGUF name was not mapped back: " << name;
+    if (name.ends_with("norm.weight")) {
+      EXPECT_EQ(t["kind"], "identical") << name;
+      continue;
+    }
+    if (t["stored_b"] != "q8_0") continue;
+    ++matrices;
+    EXPECT_EQ(t["kind"], "different") << name;
+    EXPECT_EQ(t["stored_a"], "F16") << name;
+    EXPECT_GT(t["rel"].get<double>(), 0) << name;
+    EXPECT_LT(t["rel"].get<double>(), 0.01) << name;  // Q8_0: 8 bits per value, one scale per 32
+  }
+  EXPECT_GE(matrices, 7) << q.out;  // q, k, v, o, gate, up, down of each layer
+  CliRun gg = modelbuild(dir(), {"diff", "build/gguf_f16", "build/gguf_q8_0"});
+  EXPECT_EQ(gg.code, 1) << gg.output;
+  EXPECT_NE(gg.out.find("~ model.layers.0.mlp.down_proj.weight  F16 vs q8_0"), std::string::npos) << gg.out;
+  CliRun self = modelbuild(dir(), {"diff", "build/gguf_q8_0", "build/gguf_q8_0"});
+  EXPECT_EQ(self.code, 0) << self.output;
+  // A truncated file is bad input naming it.
+  const fs::path cut = dir() / "cut.gguf";
+  write_file(cut, read_file(dir() / "build/gguf_q8_0/model.gguf").substr(0, 5000));
+  CliRun bad = modelbuild(dir(), {"diff", "build/fused_f16", cut.string()});
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("cut.gguf"), std::string::npos) << bad.output;
+}
+
 TEST_F(ExportCliTest, HfTargetIsTheTransformersLayoutAndTheEngineRunsIt) {
   CliRun r = modelbuild(dir(), {"hf_f16"});
   ASSERT_EQ(r.code, 0) << r.output;
