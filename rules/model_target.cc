@@ -7,6 +7,7 @@
 #include "rules/fuse.h"
 #include "rules/model_params.h"
 #include "rules/model_preflight.h"
+#include "rules/model_search.h"
 
 namespace mb {
 namespace {
@@ -25,17 +26,50 @@ std::string upper(std::string s) {
 
 // gguf_type: exactly as llama.cpp's quantizer names the file types; a
 // lower-case or near spelling gets a did-you-mean.
-Status parse_gguf_type(TargetReader& r, ModelSpec& m) {
-  MB_ASSIGN(std::string s, r.string("gguf_type"));
-  if (std::find(kGgufTypes.begin(), kGgufTypes.end(), s) != kGgufTypes.end()) {
-    m.gguf_type = s;
-    return {};
-  }
+// A GGUF type name, or an error at `node` with a did-you-mean.
+Status check_gguf_type(const YamlReader& y, const YAML::Node& node, const std::string& s, std::string_view what) {
+  if (std::find(kGgufTypes.begin(), kGgufTypes.end(), s) != kGgufTypes.end()) return {};
   std::string hint = upper(s);
   if (std::find(kGgufTypes.begin(), kGgufTypes.end(), hint) == kGgufTypes.end()) hint = did_you_mean(s, kGgufTypes);
-  return r.error("gguf_type", fmt::format("unknown GGUF type '{}': gguf_type must be F16, BF16, Q8_0, Q4_0, Q4_K_M, "
-                                          "Q5_K_M or Q6_K{}",
-                                          s, hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+  return y.error(node, fmt::format("unknown GGUF type '{}': {} must be F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M or "
+                                   "Q6_K{}",
+                                   s, what, hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+}
+
+// gguf_type: auto's `candidates`: GGUF type names, each once.
+Status parse_gguf_candidates(TargetReader& r, ModelSpec& m) {
+  m.gguf_candidates = kDefaultGgufCandidates;
+  if (!r.has_own("candidates")) return {};
+  const YAML::Node list = r.get("candidates");
+  const YamlReader& y = r.yaml();
+  if (!list.IsSequence() || list.size() == 0)
+    return r.error("candidates",
+                   "with gguf_type: auto, 'candidates' must be a non-empty list of GGUF types, e.g. "
+                   "[Q4_K_M, Q6_K, Q8_0]");
+  m.gguf_candidates.clear();
+  for (const YAML::Node& t : list) {
+    if (!t.IsScalar()) return y.error(t, "a GGUF candidate is a type name such as Q4_K_M");
+    const std::string s = t.Scalar();
+    MB_TRY(check_gguf_type(y, t, s, "a candidate"));
+    if (std::find(m.gguf_candidates.begin(), m.gguf_candidates.end(), s) != m.gguf_candidates.end())
+      return y.error(t, fmt::format("candidate {} is listed twice", s));
+    m.gguf_candidates.push_back(s);
+  }
+  return {};
+}
+
+// gguf_type: exactly as llama.cpp's quantizer names the file types (a
+// lower-case or near spelling gets a did-you-mean), or auto: search.
+Status parse_gguf_type(TargetReader& r, ModelSpec& m) {
+  MB_ASSIGN(std::string s, r.string("gguf_type"));
+  if (s == "auto") {
+    m.auto_gguf = true;
+    m.gguf_type = s;
+    return parse_gguf_candidates(r, m);
+  }
+  MB_TRY(check_gguf_type(r.yaml(), r.get("gguf_type"), s, "gguf_type"));
+  m.gguf_type = s;
+  return {};
 }
 
 Status parse_format(TargetReader& r, ModelSpec& m) {
@@ -45,7 +79,7 @@ Status parse_format(TargetReader& r, ModelSpec& m) {
   }
   if (m.format == ModelFormat::kGguf && !r.has_own("gguf_type"))
     return r.error("format", fmt::format("target '{}': format: gguf needs gguf_type (F16, BF16, Q8_0, Q4_0, Q4_K_M, "
-                                         "Q5_K_M or Q6_K)",
+                                         "Q5_K_M, Q6_K, or auto to search)",
                                          r.target()));
   if (!r.has_own("gguf_type")) return {};
   if (m.format != ModelFormat::kGguf)
@@ -63,16 +97,8 @@ Status parse_fusion(TargetReader& r, ModelSpec& m) {
   return {};
 }
 
-// The default candidates of bits: auto (issue and docs: the widths the
-// seeds asked about, each at the group size MLX uses for it).
-const std::vector<std::pair<int, int>> kDefaultCandidates = {{3, 32}, {4, 32}, {4, 64}, {5, 64}, {6, 64}, {8, 64}};
-
-// Bits per weight of a quantized matrix: the codes, plus a 16-bit scale and
-// bias per group (the estimate the search orders candidates by).
-double bits_per_weight(const std::pair<int, int>& c) { return c.first + 32.0 / c.second; }
-
 Status parse_candidates(TargetReader& r, ModelSpec& m) {
-  m.candidates = kDefaultCandidates;
+  m.candidates = kDefaultBitsCandidates;
   if (!r.has_own("candidates")) return {};
   const YAML::Node list = r.get("candidates");
   const YamlReader& y = r.yaml();
@@ -100,8 +126,8 @@ Status parse_bits(TargetReader& r, ModelSpec& m) {
   if (YAML::Node b = r.get("bits"); b && b.IsScalar() && b.Scalar() == "auto") {
     m.auto_bits = true;
     MB_TRY(parse_candidates(r, m));
-  } else if (r.has_own("candidates")) {
-    return r.error("candidates", "'candidates' is for bits: auto");
+  } else if (r.has_own("candidates") && !m.auto_gguf) {
+    return r.error("candidates", "'candidates' is for bits: auto or gguf_type: auto");
   } else if (b && !b.IsNull() && !(b.IsScalar() && b.Scalar() == "none")) {
     MB_ASSIGN(int64_t bits, r.integer("bits"));
     if (std::find(kBits.begin(), kBits.end(), bits) == kBits.end())
@@ -146,7 +172,7 @@ Status check_export(const TargetReader& r, ModelSpec& m) {
   const std::string& name = r.target();
   const bool gguf = m.format == ModelFormat::kGguf;
   for (const char* key : {"bits", "group_size", "quantizer", "candidates"}) {
-    if (!r.has_own(key)) continue;
+    if (!r.has_own(key) || (m.auto_gguf && std::string_view(key) == "candidates")) continue;
     return r.error(key, gguf ? fmt::format("target '{}': format: gguf quantizes to its gguf_type ({}); '{}' is for "
                                            "MLX quantization: remove it",
                                            name, m.gguf_type, key)
@@ -197,6 +223,10 @@ Status check_combination(const TargetReader& r, const ModelSpec& m) {
     return r.error("bits", fmt::format("target '{}': bits: auto searches the bits to fuse into, so it needs adapters "
                                        "and fusion: dequantize",
                                        name));
+  if (m.auto_gguf && !m.gate)
+    return r.error("gguf_type", fmt::format("target '{}': gguf_type: auto keeps the smallest GGUF type that passes the "
+                                            "gate, so it needs a gate",
+                                            name));
   if (m.auto_bits && !m.gate)
     return r.error("bits", fmt::format("target '{}': bits: auto keeps the smallest candidate that passes the gate, so "
                                        "it needs a gate",
@@ -252,55 +282,6 @@ Result<std::pair<InputRef, int>> expand_export(const ModelSpec& m, TargetExpansi
   }
   const int step = x.add_step("export", p.to_json(), in, "export");
   return std::make_pair(InputRef{"model", "", step}, one_pass ? step : -1);
-}
-
-// bits: auto: one candidate per (bits, group size), each an ordinary fuse to
-// those bits and a gate on it, tried from the smallest on disk upward: each
-// candidate's fuse waits (order-only) for the one before to be judged, and a
-// candidate whose delta retention is below the minimum is rejected before
-// its gate runs. Steps are shared with any target fusing to the same bits.
-Status expand_search(const ModelSpec& m, TargetExpansion& x, const InputRef& base,
-                     const std::vector<InputRef>& adapters, const std::optional<double>& min_retention) {
-  std::vector<std::pair<int, int>> order = m.candidates;
-  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-    return std::make_pair(bits_per_weight(a), a.first) < std::make_pair(bits_per_weight(b), b.first);
-  });
-  std::vector<InputRef> in = {base};
-  in.insert(in.end(), adapters.begin(), adapters.end());
-  std::vector<int> before;  // the previous candidate's steps
-  for (const auto& [bits, gs] : order) {
-    const std::string tag = fmt::format("{}bit-gs{}", bits, gs);
-    FuseParams p;
-    p.dtype = m.dtype.value_or("auto");
-    p.bits = bits;
-    p.group_size = gs;
-    p.quantizer = m.quantizer;
-    Candidate c;
-    c.name = fmt::format("{}-bit gs{}", bits, gs);
-    const int fuse = x.add_step("fuse", p.to_json(), in, "fuse " + tag);
-    c.artifact = InputRef{"model", "", fuse};
-    c.marks[kRetentionMark] = fuse;
-    if (min_retention) {
-      MB_ASSIGN(Check retention, x.make_check(fuse, kDeltaRetention, *min_retention));
-      c.checks.push_back(std::move(retention));
-    }
-    MB_ASSIGN(GateStep g, add_gate_step(x, *m.gate, c.artifact, {}, "gate " + tag));
-    c.marks[kGateMark] = g.step;
-    MB_ASSIGN(FidelityStep f, add_fidelity_step(x, *m.gate, base, adapters, c.artifact, {}, "fidelity " + tag));
-    c.checks.insert(c.checks.end(), f.checks.begin(), f.checks.end());
-    c.checks.push_back(g.accuracy);
-    for (int b : before) x.order_after(fuse, b);
-    before = {fuse, g.step};
-    if (f.step >= 0) {
-      // The fidelity figures need one forward pass per case, the gate a
-      // generation: the cheaper check goes first and may spare the gate.
-      c.marks[kFidelityMark] = f.step;
-      x.order_after(g.step, f.step);
-      before.push_back(f.step);
-    }
-    x.plan().candidates.push_back(std::move(c));
-  }
-  return {};
 }
 
 }  // namespace
@@ -362,7 +343,7 @@ Status ModelSpec::expand(TargetExpansion& x) const {
   }
   std::optional<double> min_retention = min_delta_retention;
   if (gate && gate->min_delta_retention) min_retention = gate->min_delta_retention;
-  if (auto_bits) return expand_search(*this, x, base_in, adapter_in, min_retention);
+  if (auto_bits) return expand_bits_search(*this, x, base_in, adapter_in, min_retention);
   InputRef artifact = base_in;
   artifact.role = "model";
   int retention_step = -1;
@@ -374,6 +355,7 @@ Status ModelSpec::expand(TargetExpansion& x) const {
     QuantizeParams p{bits, group_size, quantizer, dtype.value_or("auto")};
     artifact = InputRef{"model", "", x.add_step("quantize", p.to_json(), {artifact}, "quantize")};
   }
+  if (auto_gguf) return expand_gguf_search(*this, x, artifact, base_in, adapter_in, min_retention);
   if (format != ModelFormat::kMlx) {
     MB_ASSIGN(std::tie(artifact, retention_step), expand_export(*this, x, artifact, base_in, adapter_in));
   }

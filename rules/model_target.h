@@ -13,7 +13,8 @@
 // "accuracy" check. With `bits: auto` the target searches instead: one
 // candidate (fuse to those bits, then gate) per (bits, group size), tried
 // from the smallest on disk upward, the first that passes being the artifact
-// (TargetPlan::candidates).
+// (TargetPlan::candidates; rules/model_search.h). `format: gguf` with
+// `gguf_type: auto` searches GGUF types the same way.
 // With `format: gguf` or `format: hf` the float model so made (fused in
 // float, converted to dtype, or the base itself) goes through one more
 // step, an export (rules/export.h), whose output is the artifact: a GGUF
@@ -50,7 +51,11 @@ struct ModelSpec : TargetSpec {
   std::optional<double> min_delta_retention;
   std::optional<GateDecl> gate;
   ModelFormat format = ModelFormat::kMlx;
-  std::string gguf_type;  // with format: gguf, "Q8_0" etc. as recipes spell it
+  std::string gguf_type;  // with format: gguf, "Q8_0" etc. as recipes spell it, or "auto"
+  // gguf_type: auto: try these GGUF types, smallest first, and keep the first
+  // that passes the gate (docs/recipes.md, "gguf_type: auto").
+  bool auto_gguf = false;
+  std::vector<std::string> gguf_candidates;
 
   Status expand(TargetExpansion& x) const override;
   Status preflight(const FileSystem& fs, const SourcePathFn& source_path) const override;

@@ -210,6 +210,47 @@ TEST_F(PlanTest, BitsAutoCandidatesCanBeChosen) {
   EXPECT_EQ(t.candidates[0].checks.size(), 1u);  // no min_delta_retention: accuracy only
 }
 
+// gguf_type: auto: one GGUF export per type in nominal size order, each
+// judged like a bits: auto candidate, sharing steps with fixed-type targets.
+TEST_F(PlanTest, GgufTypeAutoTriesTypesSmallestFirstSharingStepsWithFixedTypes) {
+  Plan p = plan(R"(
+  gguf_q8_0: {base: base, adapters: [lora], dtype: float16, format: gguf, gguf_type: Q8_0, gate: {suite: suite}}
+  gguf_auto: {base: base, adapters: [lora], dtype: float16, format: gguf, gguf_type: auto,
+              candidates: [Q8_0, Q6_K, Q4_K_M, Q4_0, Q5_K_M], min_delta_retention: 0.5, gate: {suite: suite}}
+  plain_auto: {base: base, format: gguf, gguf_type: auto, candidates: [Q8_0, F16], gate: {suite: suite}}
+)",
+                {"gguf_q8_0", "gguf_auto", "plain_auto"});
+  const TargetPlan& a = p.targets.at("gguf_auto");
+  EXPECT_FALSE(a.artifact);
+  std::vector<std::string> names;
+  for (const Candidate& c : a.candidates) names.push_back(c.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"}));
+  for (size_t k = 0; k < a.candidates.size(); ++k) {
+    const Candidate& c = a.candidates[k];
+    const Step& exp = p.steps[c.artifact.step];
+    EXPECT_EQ(exp.kind, "export");
+    EXPECT_EQ(exp.params["gguf_type"], c.name);
+    EXPECT_EQ(exp.inputs.size(), 2u) << "base and adapter: the export fuses in its own pass";
+    ASSERT_EQ(c.checks.size(), 2u);  // delta retention on the export, accuracy on the gate
+    EXPECT_EQ(c.checks[0].step, c.artifact.step);
+    EXPECT_EQ(p.steps[c.marked(kGateMark)].kind, "gate");
+    if (k > 0) {
+      const Candidate& prev = a.candidates[k - 1];
+      EXPECT_EQ(exp.after, (std::vector<int>{prev.artifact.step, prev.marked(kGateMark)}));
+    }
+  }
+  const TargetPlan& q8 = p.targets.at("gguf_q8_0");
+  EXPECT_EQ(a.candidates.back().artifact.step, q8.artifact->step);
+  EXPECT_EQ(a.candidates.back().marked(kGateMark), q8.marked(kGateMark));
+  // Without adapters the export reads the base and measures nothing.
+  const TargetPlan& plain = p.targets.at("plain_auto");
+  ASSERT_EQ(plain.candidates.size(), 2u);
+  EXPECT_EQ(plain.candidates[0].name, "Q8_0");
+  EXPECT_EQ(plain.candidates[1].name, "F16");
+  EXPECT_EQ(plain.candidates[0].checks.size(), 1u);
+  EXPECT_EQ(p.steps[plain.candidates[0].artifact.step].inputs.size(), 1u);
+}
+
 TEST_F(PlanTest, FidelityThresholdsAddOneSharedReferenceAndAFidelityStepPerCandidate) {
   Plan p = plan(R"(
   fused_8bit: {base: base, adapters: [lora], bits: 8, gate: {suite: suite, max_mean_kl: 0.01}}

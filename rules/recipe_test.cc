@@ -113,7 +113,7 @@ TEST_F(RecipeTest, BitsAutoNeedsAGateAdaptersAndValidCandidates) {
   expect_error(pre + "    bits: auto\n    gate: {suite: s}\n    candidates: [[4, 48]]\n", 8, 22,
                "group size must be 32, 64 or 128, got 48");
   expect_error(pre + "    bits: auto\n    gate: {suite: s}\n    candidates: [4]\n", 8, 18, "[bits, group_size] pair");
-  expect_error(pre + "    bits: 8\n    candidates: [[4, 64]]\n", 7, 17, "'candidates' is for bits: auto");
+  expect_error(pre + "    bits: 8\n    candidates: [[4, 64]]\n", 7, 17, "'candidates' is for bits: auto or gguf_type");
 }
 
 TEST_F(RecipeTest, AThresholdNothingMeasuresIsAnError) {
@@ -199,6 +199,32 @@ TEST_F(RecipeTest, ExportKeysAreValidated) {
   expect_error(pre + "    gguf_type: Q8_0\n", 8, 16, "gguf_type is for format: gguf");
   expect_error(pre + "    format: hf\n    gguf_type: Q8_0\n", 9, 16, "gguf_type is for format: gguf");
   expect_error(pre + "    format: gguf\n    gguf_typ: Q8_0\n", 9, 5, "did you mean 'gguf_type'");
+}
+
+TEST_F(RecipeTest, GgufTypeAutoNeedsAGateAndValidCandidates) {
+  const std::string pre =
+      "sources: {b: models/base, a: adapters/a, s: suite.yaml}\ntargets:\n  t:\n    base: b\n    adapters: [a]\n"
+      "    format: gguf\n    gguf_type: auto\n";
+  auto r = parse(pre + "    gate: {suite: s}\n    candidates: [Q8_0, Q4_K_M]\n");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  const ModelSpec& t = *r->find_target("t")->as<ModelSpec>();
+  EXPECT_TRUE(t.auto_gguf);
+  EXPECT_EQ(t.gguf_candidates, (std::vector<std::string>{"Q8_0", "Q4_K_M"}));
+  auto d = parse(pre + "    gate: {suite: s}\n");
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  EXPECT_EQ(d->find_target("t")->as<ModelSpec>()->gguf_candidates,
+            (std::vector<std::string>{"Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"}));
+  expect_error(pre, 7, 16, "gguf_type: auto keeps the smallest GGUF type that passes the gate, so it needs a gate");
+  expect_error(pre + "    gate: {suite: s}\n    candidates: []\n", 9, 17, "non-empty list of GGUF types");
+  expect_error(pre + "    gate: {suite: s}\n    candidates: [Q4_K_M, q6_k]\n", 9, 26, "did you mean 'Q6_K'");
+  expect_error(pre + "    gate: {suite: s}\n    candidates: [Q3_K]\n", 9, 18, "unknown GGUF type 'Q3_K'");
+  expect_error(pre + "    gate: {suite: s}\n    candidates: [Q8_0, Q8_0]\n", 9, 24, "candidate Q8_0 is listed twice");
+  expect_error(pre + "    gate: {suite: s}\n    candidates: [[4, 64]]\n", 9, 18, "a GGUF candidate is a type name");
+  // Candidates of a fixed type, or GGUF types without a search, mean nothing.
+  const std::string fixed =
+      "sources: {b: models/base, a: adapters/a, s: suite.yaml}\ntargets:\n  t:\n    base: b\n"
+      "    format: gguf\n    gguf_type: Q8_0\n";
+  expect_error(fixed + "    candidates: [Q8_0]\n", 7, 17, "'candidates' is for bits: auto or gguf_type: auto");
 }
 
 TEST_F(RecipeTest, ExportsRejectMlxQuantization) {

@@ -2,6 +2,7 @@
 // smallest candidate the gate passes (whatever the gate measures), a rebuild
 // runs nothing, a changed suite re-runs only gates, and min_delta_retention
 // rejects candidates without inference.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -96,6 +97,83 @@ TEST_F(BitsAutoTest, MinDeltaRetentionRejectsCandidatesBeforeInference) {
     }
   }
   EXPECT_TRUE(any_rejected_early) << r.output;
+}
+
+// gguf_type: auto on the example: GGUF types tried in nominal size order,
+// the first the gate passes on its own bytes is build/gguf_auto/model.gguf,
+// the same bytes as a target fixed to that type; a rebuild runs nothing.
+TEST_F(BitsAutoTest, GgufTypeAutoPicksTheFirstTypeThatPassesOnItsOwnBytes) {
+  append_to_target(R"(  gguf_auto:
+    base: base_4bit
+    adapters: [tools_lora]
+    dtype: float16
+    format: gguf
+    gguf_type: auto
+)");
+  CliRun r = modelbuild(dir(), {"gguf_auto"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json s = nlohmann::json::parse(read_file(dir() / "build" / "gguf_auto.report.json"))["search"];
+  ASSERT_EQ(s.size(), 5u) << s;
+  const std::vector<std::string> order = {"Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"};
+  int winner = -1;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto& c = s[i];
+    EXPECT_EQ(c["candidate"], order[i]) << s;
+    if (c["winner"].get<bool>()) winner = static_cast<int>(i);
+    if (winner >= 0 && static_cast<int>(i) != winner) {
+      EXPECT_EQ(c["verdict"], "untried") << c;
+      continue;
+    }
+    ASSERT_TRUE(c.contains("bytes")) << c;
+    const double accuracy = c["checks"]["accuracy"].get<double>();
+    EXPECT_EQ(accuracy == 1.0, static_cast<int>(i) == winner) << c;
+  }
+  ASSERT_GE(winner, 0) << s;
+  const std::string name = s[static_cast<size_t>(winner)]["candidate"];
+  EXPECT_NE(r.output.find("chose " + name), std::string::npos) << r.output;
+  auto lock = nlohmann::json::parse(read_file(dir() / "modelbuild.lock"));
+  EXPECT_EQ(lock["targets"]["gguf_auto"]["search"]["winner"], name);
+  // The winner is the very export a fixed-type target makes.
+  append_to_target(
+      fmt::format("  fixed:\n    base: base_4bit\n    adapters: [tools_lora]\n    dtype: float16\n"
+                  "    format: gguf\n    gguf_type: {}\n",
+                  name));
+  CliRun fixed = modelbuild(dir(), {"fixed"});
+  ASSERT_EQ(fixed.code, 0) << fixed.output;
+  EXPECT_EQ(count(fixed.output, "] started"), 0u) << "shared with the search: " << fixed.output;
+  EXPECT_EQ(read_file(dir() / "build" / "fixed" / "model.gguf"),
+            read_file(dir() / "build" / "gguf_auto" / "model.gguf"));
+  CliRun again = modelbuild(dir(), {"gguf_auto"});
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_EQ(count(again.output, "] started"), 0u) << again.output;
+
+  // Each export measures the delta retention of its own bytes, so a minimum
+  // rejects types before their gate runs (at 4 and 5 bits this adapter's
+  // change is mostly lost; F16 keeps it).
+  append_to_target(R"(  gguf_strict:
+    base: base_4bit
+    adapters: [tools_lora]
+    dtype: float16
+    format: gguf
+    gguf_type: auto
+    candidates: [Q8_0, F16, Q4_0]
+    min_delta_retention: 0.5
+)");
+  CliRun strict = modelbuild(dir(), {"gguf_strict"});
+  ASSERT_EQ(strict.code, 0) << strict.output;
+  const nlohmann::json ss = nlohmann::json::parse(read_file(dir() / "build" / "gguf_strict.report.json"))["search"];
+  ASSERT_EQ(ss.size(), 3u);
+  EXPECT_EQ(ss[0]["candidate"], "Q4_0");
+  EXPECT_EQ(ss[2]["candidate"], "F16");
+  bool rejected_early = false;
+  for (const auto& c : ss) {
+    if (c["verdict"] != "rejected") continue;
+    const std::string type = c["candidate"];
+    if (strict.output.find("[gate " + type + " gguf_strict] started") != std::string::npos) continue;
+    rejected_early = true;
+    EXPECT_LT(c["checks"]["delta retention"].get<double>(), 0.5) << c;
+  }
+  EXPECT_TRUE(rejected_early) << strict.output;
 }
 
 TEST_F(BitsAutoTest, BitsAutoWithoutAGateIsBadInputAndNothingRuns) {
