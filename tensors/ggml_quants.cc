@@ -4,6 +4,10 @@
 // rounding order changes codes and breaks bit-exactness.
 #include "tensors/ggml_quants.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -38,13 +42,66 @@ float signed_absmax(const float* x) {
 }
 
 // Q8_0: d = absmax/127, q = round-half-away(x/d). 34 bytes: d, qs[32].
+//
+// Written without libm: std::fmax and std::roundf are out-of-line calls
+// under -fno-fast-math, and were two thirds of a fuse -> Q8_0 export. The
+// replacements give the same results. `a > amax ? a : amax` keeps amax for
+// a NaN, as fmax does (amax starts at 0 and is never NaN); max is order-free,
+// so the 4-lane form finds the same value. For |v| <= 128 (every finite
+// weight: |x·id| <= 127 up to rounding), truncating through int32 and
+// stepping away from zero when the exact remainder is at least a half is
+// roundf's round-half-away-from-zero. Out of that range the reference's
+// conversion to int8 is undefined, so values are clamped first, NaN to 127,
+// the same way in both forms (SSE's min/max return the second operand when
+// either is NaN).
+[[maybe_unused]] int32_t round_half_away(float v) {
+  float c = v < 127.0f ? v : 127.0f;
+  c = c > -128.0f ? c : -128.0f;
+  const int32_t t = static_cast<int32_t>(c);
+  const float rest = c - static_cast<float>(t);
+  return t + (rest >= 0.5f) - (rest <= -0.5f);
+}
+#if defined(__SSE2__)
+// Four codes at once, in int32 lanes (the same steps as round_half_away).
+__m128i round_half_away4(__m128 v) {
+  const __m128 c = _mm_max_ps(_mm_min_ps(v, _mm_set1_ps(127.0f)), _mm_set1_ps(-128.0f));
+  const __m128i t = _mm_cvttps_epi32(c);
+  const __m128 rest = _mm_sub_ps(c, _mm_cvtepi32_ps(t));
+  const __m128i up = _mm_castps_si128(_mm_cmpge_ps(rest, _mm_set1_ps(0.5f)));     // -1 where it rounds up
+  const __m128i down = _mm_castps_si128(_mm_cmple_ps(rest, _mm_set1_ps(-0.5f)));  // -1 where it rounds down
+  return _mm_add_epi32(_mm_sub_epi32(t, up), down);
+}
+#endif
 void quantize_q8_0(const float* x, uint8_t* out) {
+#if defined(__SSE2__)
+  const __m128 magnitude = _mm_castsi128_ps(_mm_set1_epi32(0x7FFFFFFF));
+  __m128 m4 = _mm_setzero_ps();
+  for (int64_t j = 0; j < kQk; j += 4) m4 = _mm_max_ps(_mm_and_ps(_mm_loadu_ps(x + j), magnitude), m4);
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+  const float amax = _mm_cvtss_f32(m4);
+#else
   float amax = 0.0f;
-  for (int64_t j = 0; j < kQk; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  for (int64_t j = 0; j < kQk; ++j) {
+    const float a = std::fabs(x[j]);
+    amax = a > amax ? a : amax;
+  }
+#endif
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_f16(out, d);
-  for (int64_t j = 0; j < kQk; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[j] * id)));
+#if defined(__SSE2__)
+  const __m128 vid = _mm_set1_ps(id);
+  for (int64_t j = 0; j < kQk; j += 16) {
+    __m128i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = round_half_away4(_mm_mul_ps(_mm_loadu_ps(x + j + 4 * k), vid));
+    // Codes are in [-128, 127], so the saturating packs only narrow.
+    const __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 + j), bytes);
+  }
+#else
+  for (int64_t j = 0; j < kQk; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(round_half_away(x[j] * id)));
+#endif
 }
 void dequantize_q8_0(const uint8_t* in, float* y) {
   const float d = get_f16(in);

@@ -41,6 +41,12 @@ std::vector<Rows> test_rows(int64_t cols) {
     tiny[j] = normal(rng) * 1e-30f;
   }
   spike[7] = 6e4f;
+  // Each 32-block holds ±127 (so Q8_0's d is 1 and x/d is x) and values on
+  // k + 0.5: the ties a rounding rule decides, both signs.
+  std::vector<float> halves(cols);
+  for (int64_t j = 0; j < cols; ++j)
+    halves[j] = j % 32 == 0 ? (j % 64 == 0 ? 127.0f : -127.0f) : static_cast<float>(j % 127) - 63.5f;
+  rows.push_back({"halves", halves});
   rows.push_back({"negative only", neg});
   rows.push_back({"one spike", spike});
   rows.push_back({"subnormal", tiny});
