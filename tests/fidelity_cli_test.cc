@@ -101,6 +101,39 @@ TEST_F(FidelityCliTest, KlOrdersTheExamplesArtifactsByTheirBits) {
   EXPECT_NE(strict.output.find("fused_8bit: up to date"), std::string::npos) << strict.output;
 }
 
+// The same fidelity step judges GGUF exports on their own bytes: the F16
+// file is within rounding of the reference, Q8_0 closer than Q4_K_M, and
+// one reference serves the GGUF and MLX targets alike.
+TEST_F(FidelityCliTest, GgufExportsAreMeasuredAgainstTheSameReference) {
+  set_default_gate("{suite: suite, min_accuracy: 0.0, max_mean_kl: 10}");
+  write_file(dir() / "modelbuild.yaml", read_file(dir() / "modelbuild.yaml") + R"(  gguf_f16_gated:
+    base: base_4bit
+    adapters: [tools_lora]
+    dtype: float16
+    format: gguf
+    gguf_type: F16
+)");
+  const std::vector<std::string> targets = {"fused_8bit", "gguf_f16_gated", "gguf_q8_0", "gguf_q4_k_m"};
+  CliRun r = modelbuild(dir(), targets);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(started(r.output, "reference"), 1u) << r.output;
+  EXPECT_EQ(started(r.output, "fidelity"), targets.size()) << r.output;
+  std::map<std::string, double> kl;
+  for (const std::string& t : targets) kl[t] = fidelity(t)["mean_kl"].get<double>();
+  EXPECT_LT(kl["gguf_f16_gated"], 1e-6);
+  EXPECT_LT(kl["gguf_f16_gated"], kl["gguf_q8_0"]);
+  EXPECT_LT(kl["gguf_q8_0"], kl["gguf_q4_k_m"]);
+  std::cout << "mean KL: GGUF F16 " << kl["gguf_f16_gated"] << ", Q8_0 " << kl["gguf_q8_0"] << ", Q4_K_M "
+            << kl["gguf_q4_k_m"] << "; MLX 8-bit " << kl["fused_8bit"] << "\n";
+  // A threshold between Q8_0 and Q4_K_M fails Q4_K_M alone, re-running nothing.
+  set_default_gate(
+      fmt::format("{{suite: suite, min_accuracy: 0.0, max_mean_kl: {}}}", (kl["gguf_q8_0"] + kl["gguf_q4_k_m"]) / 2));
+  CliRun strict = modelbuild(dir(), {"-k", "gguf_q8_0", "gguf_q4_k_m"});
+  EXPECT_EQ(strict.code, 3) << strict.output;
+  EXPECT_EQ(count(strict.output, "] started"), 0u) << strict.output;
+  EXPECT_NE(strict.output.find("gguf_q8_0: up to date"), std::string::npos) << strict.output;
+}
+
 TEST_F(FidelityCliTest, BitsAutoRejectsOnTopOneAgreementBeforeItsGateRuns) {
   // Every scored position must agree with the reference.
   set_default_gate("{suite: suite, min_accuracy: 1.0, min_top1_agreement: 1.0}");
