@@ -146,7 +146,10 @@ Result<nlohmann::json> describe_target(Builder& builder, const Recipe& recipe, c
   j["steps"] = std::move(steps);
 
   nlohmann::json outputs = nlohmann::json::object();
-  if (all_ok) {
+  // A search none of whose candidates passed ran every step it needed and
+  // has no artifact: the lock records it as failed, with no outputs.
+  const bool has_artifact = result ? result->artifact.has_value() : plan.targets.at(target).artifact.has_value();
+  if (all_ok && has_artifact) {
     MB_ASSIGN(auto files, artifact_files(builder, recipe, plan, report, target, git));
     for (const auto& [path, f] : files.files)
       outputs[path] = {{"digest", digest_string_of(f.first)}, {"size", f.second}};

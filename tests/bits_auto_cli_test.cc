@@ -176,6 +176,26 @@ TEST_F(BitsAutoTest, GgufTypeAutoPicksTheFirstTypeThatPassesOnItsOwnBytes) {
   EXPECT_TRUE(rejected_early) << strict.output;
 }
 
+// A search whose every candidate fails its gate is a failed check (exit 3),
+// not bad input: every step ran and is cached, the lock says failed with no
+// winner and no outputs, and nothing is materialized.
+TEST_F(BitsAutoTest, ASearchWithNoPassingCandidateFailsItsChecks) {
+  append_to_target("    candidates: [[3, 32]]\n");  // 80% on the example's suite
+  CliRun r = modelbuild(dir(), {"fused_auto"});
+  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_NE(r.output.find("no candidate passed its checks"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("has no artifact"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir() / "build" / "fused_auto"));
+  const auto lock = nlohmann::json::parse(read_file(dir() / "modelbuild.lock"));
+  const auto& t = lock["targets"]["fused_auto"];
+  EXPECT_EQ(t["state"], "failed") << t;
+  EXPECT_TRUE(t["search"]["winner"].is_null()) << t;
+  EXPECT_TRUE(t["outputs"].empty()) << t;
+  CliRun again = modelbuild(dir(), {"fused_auto"});
+  EXPECT_EQ(again.code, 3) << again.output;
+  EXPECT_EQ(count(again.output, "] started"), 0u) << "the verdicts are cached: " << again.output;
+}
+
 TEST_F(BitsAutoTest, BitsAutoWithoutAGateIsBadInputAndNothingRuns) {
   append_to_target("    gate: null\n");
   CliRun r = modelbuild(dir(), {"fused_auto"});
