@@ -53,7 +53,7 @@ wait || true
 failed=()
 for f in "${fuzzers[@]}"; do
   echo "fuzz: $f"
-  grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|ERROR|SUMMARY" "$crashes/$f.log" || true
+  grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|ERROR|SUMMARY" "$crashes/$f.log" || true
   status=$(cat "$crashes/$f.status" 2>/dev/null || echo missing)
   if [ "$status" != 0 ] || ls "$crashes/$f"-* >/dev/null 2>&1; then
     echo "fuzz: $f failed (exit $status); log $crashes/$f.log, reproducers $crashes/$f-*" >&2
