@@ -238,7 +238,9 @@ TEST(GgufEngine, RopeScalingKeysReadAsLlamaCppReadsThem) {
     }
     ASSERT_TRUE(got.ok()) << got.error().to_string();
     EXPECT_EQ(got->rope.type, k.want == 0 ? RopeConfig::Type::kDefault : RopeConfig::Type::kLinear);
-    if (k.want != 0) EXPECT_EQ(got->rope.factor, k.want);
+    if (k.want != 0) {
+      EXPECT_EQ(got->rope.factor, k.want);
+    }
   }
 }
 
