@@ -76,11 +76,17 @@ class Nginx {
                    ";\n    client_max_body_size 0;\n    location / { root " + data().string() +
                    "; dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r;" + auth +
                    " }\n  }\n}\n");
+    // nginx and its workers get a process group of their own, so that
+    // kill_hard() reaches every worker even if it was forked after a look
+    // at the master's children (a worker left behind keeps serving, and
+    // keeps ctest waiting on its output pipe).
     m_pid = ::fork();
     if (m_pid == 0) {
+      ::setpgid(0, 0);
       ::execl(exe.c_str(), "nginx", "-c", (m_dir / "nginx.conf").c_str(), "-p", d.c_str(), nullptr);
       ::_exit(127);
     }
+    if (m_pid > 0) ::setpgid(m_pid, m_pid);  // both sides, so neither races the other
     // Ready when it accepts a connection.
     for (int i = 0; i < 100; ++i) {
       if (connects()) return;
@@ -88,7 +94,11 @@ class Nginx {
     }
     ADD_FAILURE() << "nginx did not start: " << read_file(m_dir / "error.log");
   }
-  ~Nginx() { stop(); }
+  ~Nginx() {
+    const pid_t group = m_pid;
+    stop();
+    if (group > 0) ::kill(-group, SIGKILL);  // any worker the master did not take down
+  }
   void stop(int signal = SIGTERM) {
     if (m_pid <= 0) return;
     ::kill(m_pid, signal);
@@ -99,9 +109,7 @@ class Nginx {
   // kill would do: a worker would otherwise finish the answer it is sending.
   void kill_hard() {
     if (m_pid <= 0) return;
-    std::istringstream children(
-        read_file("/proc/" + std::to_string(m_pid) + "/task/" + std::to_string(m_pid) + "/children"));
-    for (pid_t child; children >> child;) ::kill(child, SIGKILL);
+    ::kill(-m_pid, SIGKILL);  // the whole group: master and workers at once
     stop(SIGKILL);
   }
   std::string url() const {
