@@ -24,8 +24,14 @@ std::string upper(std::string s) {
   return s;
 }
 
-// gguf_type: exactly as llama.cpp's quantizer names the file types; a
-// lower-case or near spelling gets a did-you-mean.
+// The target's own `candidates` list, or an error saying what it must hold.
+Result<YAML::Node> candidate_list(TargetReader& r, std::string_view must_be) {
+  YAML::Node list = r.get("candidates");
+  if (!list.IsSequence() || list.size() == 0)
+    return r.error("candidates", fmt::format("'candidates' must be a non-empty list of {}", must_be));
+  return list;
+}
+
 // A GGUF type name, or an error at `node` with a did-you-mean.
 Status check_gguf_type(const YamlReader& y, const YAML::Node& node, const std::string& s, std::string_view what) {
   if (std::find(kGgufTypes.begin(), kGgufTypes.end(), s) != kGgufTypes.end()) return {};
@@ -40,12 +46,8 @@ Status check_gguf_type(const YamlReader& y, const YAML::Node& node, const std::s
 Status parse_gguf_candidates(TargetReader& r, ModelSpec& m) {
   m.gguf_candidates = kDefaultGgufCandidates;
   if (!r.has_own("candidates")) return {};
-  const YAML::Node list = r.get("candidates");
+  MB_ASSIGN(const YAML::Node list, candidate_list(r, "GGUF types with gguf_type: auto, e.g. [Q4_K_M, Q6_K, Q8_0]"));
   const YamlReader& y = r.yaml();
-  if (!list.IsSequence() || list.size() == 0)
-    return r.error("candidates",
-                   "with gguf_type: auto, 'candidates' must be a non-empty list of GGUF types, e.g. "
-                   "[Q4_K_M, Q6_K, Q8_0]");
   m.gguf_candidates.clear();
   for (const YAML::Node& t : list) {
     if (!t.IsScalar()) return y.error(t, "a GGUF candidate is a type name such as Q4_K_M");
@@ -63,7 +65,6 @@ Status parse_gguf_candidates(TargetReader& r, ModelSpec& m) {
 Status parse_gguf_type(TargetReader& r, ModelSpec& m) {
   MB_ASSIGN(std::string s, r.string("gguf_type"));
   if (s == "auto") {
-    m.auto_gguf = true;
     m.gguf_type = s;
     return parse_gguf_candidates(r, m);
   }
@@ -100,10 +101,8 @@ Status parse_fusion(TargetReader& r, ModelSpec& m) {
 Status parse_candidates(TargetReader& r, ModelSpec& m) {
   m.candidates = kDefaultBitsCandidates;
   if (!r.has_own("candidates")) return {};
-  const YAML::Node list = r.get("candidates");
+  MB_ASSIGN(const YAML::Node list, candidate_list(r, "[bits, group_size] pairs"));
   const YamlReader& y = r.yaml();
-  if (!list.IsSequence() || list.size() == 0)
-    return r.error("candidates", "'candidates' must be a non-empty list of [bits, group_size] pairs");
   m.candidates.clear();
   for (const YAML::Node& pair : list) {
     if (!pair.IsSequence() || pair.size() != 2)
@@ -126,7 +125,7 @@ Status parse_bits(TargetReader& r, ModelSpec& m) {
   if (YAML::Node b = r.get("bits"); b && b.IsScalar() && b.Scalar() == "auto") {
     m.auto_bits = true;
     MB_TRY(parse_candidates(r, m));
-  } else if (r.has_own("candidates") && !m.auto_gguf) {
+  } else if (r.has_own("candidates") && !m.auto_gguf()) {
     return r.error("candidates", "'candidates' is for bits: auto or gguf_type: auto");
   } else if (b && !b.IsNull() && !(b.IsScalar() && b.Scalar() == "none")) {
     MB_ASSIGN(int64_t bits, r.integer("bits"));
@@ -172,7 +171,7 @@ Status check_export(const TargetReader& r, ModelSpec& m) {
   const std::string& name = r.target();
   const bool gguf = m.format == ModelFormat::kGguf;
   for (const char* key : {"bits", "group_size", "quantizer", "candidates"}) {
-    if (!r.has_own(key) || (m.auto_gguf && std::string_view(key) == "candidates")) continue;
+    if (!r.has_own(key) || (m.auto_gguf() && std::string_view(key) == "candidates")) continue;
     return r.error(key, gguf ? fmt::format("target '{}': format: gguf quantizes to its gguf_type ({}); '{}' is for "
                                            "MLX quantization: remove it",
                                            name, m.gguf_type, key)
@@ -223,7 +222,7 @@ Status check_combination(const TargetReader& r, const ModelSpec& m) {
     return r.error("bits", fmt::format("target '{}': bits: auto searches the bits to fuse into, so it needs adapters "
                                        "and fusion: dequantize",
                                        name));
-  if (m.auto_gguf && !m.gate)
+  if (m.auto_gguf() && !m.gate)
     return r.error("gguf_type", fmt::format("target '{}': gguf_type: auto keeps the smallest GGUF type that passes the "
                                             "gate, so it needs a gate",
                                             name));
@@ -355,7 +354,7 @@ Status ModelSpec::expand(TargetExpansion& x) const {
     QuantizeParams p{bits, group_size, quantizer, dtype.value_or("auto")};
     artifact = InputRef{"model", "", x.add_step("quantize", p.to_json(), {artifact}, "quantize")};
   }
-  if (auto_gguf) return expand_gguf_search(*this, x, artifact, base_in, adapter_in, min_retention);
+  if (auto_gguf()) return expand_gguf_search(*this, x, artifact, base_in, adapter_in, min_retention);
   if (format != ModelFormat::kMlx) {
     MB_ASSIGN(std::tie(artifact, retention_step), expand_export(*this, x, artifact, base_in, adapter_in));
   }

@@ -54,8 +54,8 @@ struct ModelSpec : TargetSpec {
   std::string gguf_type;  // with format: gguf, "Q8_0" etc. as recipes spell it, or "auto"
   // gguf_type: auto: try these GGUF types, smallest first, and keep the first
   // that passes the gate (docs/recipes.md, "gguf_type: auto").
-  bool auto_gguf = false;
   std::vector<std::string> gguf_candidates;
+  bool auto_gguf() const { return gguf_type == "auto"; }
 
   Status expand(TargetExpansion& x) const override;
   Status preflight(const FileSystem& fs, const SourcePathFn& source_path) const override;

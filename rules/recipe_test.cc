@@ -208,7 +208,7 @@ TEST_F(RecipeTest, GgufTypeAutoNeedsAGateAndValidCandidates) {
   auto r = parse(pre + "    gate: {suite: s}\n    candidates: [Q8_0, Q4_K_M]\n");
   ASSERT_TRUE(r.ok()) << r.error().to_string();
   const ModelSpec& t = *r->find_target("t")->as<ModelSpec>();
-  EXPECT_TRUE(t.auto_gguf);
+  EXPECT_TRUE(t.auto_gguf());
   EXPECT_EQ(t.gguf_candidates, (std::vector<std::string>{"Q8_0", "Q4_K_M"}));
   auto d = parse(pre + "    gate: {suite: s}\n");
   ASSERT_TRUE(d.ok()) << d.error().to_string();
