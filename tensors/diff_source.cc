@@ -32,10 +32,7 @@ void DiffTensor::read_row(int64_t row, std::span<float> out, Scratch& scratch) c
 
 Result<DiffSource> DiffSource::open(const FileSystem& fs, const fs::path& path) {
   DiffSource s;
-  std::optional<fs::path> gguf = path;  // a missing .gguf is the reader's "not found"
-  if (path.extension() != ".gguf") {
-    MB_ASSIGN(gguf, find_gguf_model(fs, path));
-  }
+  MB_ASSIGN(std::optional<fs::path> gguf, find_gguf_model(fs, path));
   if (!gguf) {
     MB_ASSIGN(ModelDir dir, ModelDir::open(fs, path));
     s.m_dir = std::make_shared<const ModelDir>(std::move(dir));

@@ -330,12 +330,11 @@ std::span<const uint8_t> GgufFile::bytes(const GgufTensorInfo& t) const {
 }
 
 Result<std::optional<fs::path>> find_gguf_model(const FileSystem& fs, const fs::path& path) {
+  // A path naming a .gguf file stands for it even when it is missing, so
+  // that the reader's "not found" names the file the user gave.
+  if (path.extension() == ".gguf") return std::optional<fs::path>(path);
   Result<FileStat> st = fs.stat(path);
-  if (!st.ok()) return std::optional<fs::path>();
-  if (st->is_regular) {
-    if (path.extension() == ".gguf") return std::optional<fs::path>(path);
-    return std::optional<fs::path>();
-  }
+  if (!st.ok() || st->is_regular) return std::optional<fs::path>();
   if (!st->is_dir) return std::optional<fs::path>();
   MB_ASSIGN(std::vector<std::string> names, fs.list_dir(path));
   std::vector<std::string> ggufs;

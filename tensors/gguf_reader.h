@@ -82,10 +82,11 @@ class GgufFile {
   std::unordered_map<std::string, size_t> m_index;
 };
 
-// The GGUF file `path` stands for: `path` itself when it names a .gguf file,
-// or the one .gguf file of a directory without config.json (what a GGUF
-// target materializes). nullopt for anything else (a safetensors model
-// directory, a missing path); an error for a directory holding several.
+// The GGUF file `path` stands for: `path` itself when it ends in .gguf
+// (existing or not: opening it then says what is wrong), or the one .gguf
+// file of a directory without config.json (what a GGUF target
+// materializes). nullopt for anything else (a safetensors model directory,
+// a missing path); an error for a directory holding several.
 Result<std::optional<fs::path>> find_gguf_model(const FileSystem& fs, const fs::path& path);
 
 // general.architecture ("qwen2", ...); kCorrupt naming the file when absent.

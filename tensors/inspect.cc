@@ -149,8 +149,7 @@ Result<Inspection> inspect_adapter(const FileSystem& fs, const fs::path& dir) {
 }  // namespace
 
 Result<Inspection> inspect(const FileSystem& fs, const fs::path& path) {
-  if (path.extension() == ".gguf") return inspect_gguf(fs, path);
-  MB_ASSIGN(std::optional<fs::path> gguf, find_gguf_model(fs, path));  // a GGUF target's directory
+  MB_ASSIGN(std::optional<fs::path> gguf, find_gguf_model(fs, path));  // a .gguf or a GGUF target's directory
   if (gguf) return inspect_gguf(fs, *gguf);
   if (fs.stat(path / "config.json").ok()) return inspect_model(fs, path);
   if (fs.stat(path / "adapter_config.json").ok() || fs.stat(path / "adapters.safetensors").ok() ||
