@@ -64,6 +64,19 @@ constexpr Isa kIsas[] = {
 
 std::atomic<const Kernels*> g_forced{nullptr};
 
+// -1: not forced (then $MODELBUILD_ACTIVATIONS); 0: f32; 1: int8.
+std::atomic<int> g_forced_int8{-1};
+
+bool int8_activations() {
+  const int forced = g_forced_int8.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  static const bool from_env = [] {
+    const char* want = std::getenv("MODELBUILD_ACTIVATIONS");
+    return want != nullptr && std::string_view(want) == "int8";
+  }();
+  return from_env;
+}
+
 const Kernels* from_environment() {
   const char* want = std::getenv("MODELBUILD_KERNELS");
   if (want == nullptr || *want == '\0') return nullptr;
@@ -271,6 +284,68 @@ void prefill_block(const Kernels& k, const WeightMatrix& w, const PreparedX& px,
   }
 }
 
+// ---- Integer products (kernels_int8.cc) ----------------------------------
+
+// Every token of one input quantized for one weight layout.
+struct Int8Input {
+  const float* x = nullptr;
+  int gs = 0;
+  bool q4_order = false;
+  std::vector<int8_t> q;
+  std::vector<float> d, xsum;
+  std::vector<int32_t> lanes;
+  std::vector<detail::Int8X> tokens;
+};
+
+void quantize_input(const WeightMatrix& w, const float* x, int64_t n_tokens, ThreadPool& pool, Int8Input& in) {
+  const int64_t cols = w.cols, groups = cols / w.group_size;
+  in.x = x;
+  in.gs = w.group_size;
+  in.q4_order = w.bits == 4;
+  in.q.resize(n_tokens * cols);
+  in.d.resize(n_tokens * groups);
+  in.xsum.resize(n_tokens * groups);
+  in.lanes.resize(n_tokens * groups * 8);
+  in.tokens.resize(n_tokens);
+  pool.parallel_for(n_tokens, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      detail::quantize_int8(x + t * cols, cols, w.group_size, w.bits, in.q.data() + t * cols, in.d.data() + t * groups,
+                            in.lanes.data() + t * groups * 8, in.xsum.data() + t * groups);
+      in.tokens[t] = {in.q.data() + t * cols, in.d.data() + t * groups, in.lanes.data() + t * groups * 8,
+                      in.xsum.data() + t * groups};
+    }
+  });
+}
+
+// Rows [r0, r1) of one affine job against every token: a pair of rows at a
+// time, run against the tokens four at a time while the rows stay in cache.
+void int8_block(const Kernels& k, const WeightMatrix& w, const Int8Input& in, int64_t n_tok, int64_t r0, int64_t r1,
+                float* y) {
+  Scratch& s = scratch();
+  const bool direct = w.bits == 4 || w.bits == 8;
+  if (!direct) s.codes.resize(2 * w.cols);
+  const int64_t groups = w.cols / w.group_size;
+  const uint64_t rb = w.row_bytes(), sb = groups * float_type_size(w.dtype);
+  const auto kernel = w.bits == 4 ? k.int8_q4 : k.int8_q8;
+  for (int64_t r = r0; r < r1; r += 2) {
+    const int n = r + 1 < r1 ? 2 : 1;
+    AffineRow rows[2];
+    for (int i = 0; i < n; ++i) {
+      const auto* packed = reinterpret_cast<const uint8_t*>(w.data + (r + i) * rb);
+      const uint8_t* codes = packed;
+      if (!direct) {
+        codes = s.codes.data() + i * w.cols;
+        unpack_codes(packed, w.bits, w.cols, s.codes.data() + i * w.cols);
+      }
+      rows[i] = {codes, w.scales + (r + i) * sb, w.biases + (r + i) * sb, w.dtype};
+    }
+    for (int64_t t = 0; t < n_tok; t += 4) {
+      const int nt = static_cast<int>(std::min<int64_t>(4, n_tok - t));
+      kernel(rows, n, w.cols, w.group_size, in.tokens.data() + t, nt, y + t * w.rows + r, w.rows);
+    }
+  }
+}
+
 struct Block {
   int job;
   int64_t r0, r1;
@@ -281,11 +356,26 @@ struct Block {
 void matmul_many(std::span<const MatmulJob> jobs, int64_t n_tokens, ThreadPool& pool) {
   if (n_tokens <= 0 || jobs.empty()) return;
   const Kernels& k = kernels();
+  const bool int8 = int8_activations();
   std::vector<PreparedX> prepared(jobs.size());
+  // Jobs that share an input and a weight layout (q, k and v; gate and up)
+  // share its quantization.
+  std::vector<Int8Input> int8_inputs;
+  int8_inputs.reserve(jobs.size());
+  std::vector<const Int8Input*> int8_of(jobs.size(), nullptr);
   std::vector<Block> blocks;
   for (size_t j = 0; j < jobs.size(); ++j) {
     const WeightMatrix& w = *jobs[j].w;
-    prepare(w, jobs[j].x, n_tokens, prepared[j]);
+    if (int8 && w.format == WeightFormat::kAffine) {
+      for (const Int8Input& in : int8_inputs)
+        if (in.x == jobs[j].x && in.gs == w.group_size && in.q4_order == (w.bits == 4)) int8_of[j] = &in;
+      if (int8_of[j] == nullptr) {
+        quantize_input(w, jobs[j].x, n_tokens, pool, int8_inputs.emplace_back());
+        int8_of[j] = &int8_inputs.back();
+      }
+    } else {
+      prepare(w, jobs[j].x, n_tokens, prepared[j]);
+    }
     const int64_t target = w.rows / (4 * pool.size());
     const int64_t per_block = n_tokens < kMinTileTokens ? std::clamp<int64_t>(target & ~int64_t{1}, 2, 64)
                                                         : std::clamp<int64_t>(target, 1, 16);
@@ -296,7 +386,9 @@ void matmul_many(std::span<const MatmulJob> jobs, int64_t n_tokens, ThreadPool& 
     for (int64_t i = b; i < e; ++i) {
       const Block& blk = blocks[i];
       const MatmulJob& job = jobs[blk.job];
-      if (n_tokens < kMinTileTokens) {
+      if (int8_of[blk.job] != nullptr) {
+        int8_block(k, *job.w, *int8_of[blk.job], n_tokens, blk.r0, blk.r1, job.y);
+      } else if (n_tokens < kMinTileTokens) {
         // Few tokens: unpacking rows would cost more than it saves; the
         // decode path gives bit-identical rows.
         const PreparedX& px = prepared[blk.job];
@@ -363,5 +455,17 @@ bool force_kernel_isa(std::string_view name) {
 }
 
 void force_portable_kernels(bool on) { force_kernel_isa(on ? "portable" : ""); }
+
+const char* activations() { return int8_activations() ? "int8" : "f32"; }
+
+bool force_activations(std::string_view name) {
+  if (name.empty()) {
+    g_forced_int8.store(-1);
+    return true;
+  }
+  if (name != "int8" && name != "f32") return false;
+  g_forced_int8.store(name == "int8" ? 1 : 0);
+  return true;
+}
 
 }  // namespace mb::inference

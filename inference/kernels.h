@@ -106,4 +106,16 @@ std::vector<std::string> available_kernel_isas();
 bool force_kernel_isa(std::string_view name);
 void force_portable_kernels(bool on);
 
+// How affine-quantized weights meet the activations: "f32" (the default:
+// the float products above, exact up to float rounding) or "int8"
+// (activations quantized per weight group and integer dot products, as
+// llama.cpp computes; kernels_int8.cc). $MODELBUILD_ACTIVATIONS=int8 picks
+// the latter for a whole process; it is not yet the default because a
+// process runs gates and fidelity steps side by side, and fidelity must
+// measure the weights with exact activations (issue 16's note).
+// force_activations is for tests ("" restores the default, false for an
+// unknown name).
+const char* activations();
+bool force_activations(std::string_view name);
+
 }  // namespace mb::inference

@@ -250,6 +250,115 @@ MB_AVX2 void accumulate(float* t, const float* w, const float* x, int64_t n) {
   _mm256_storeu_ps(t + 8, t1);
 }
 
+// 32 codes of a packed 4-bit row (16 bytes) in the int8 order: the low
+// nibbles, then the high nibbles (kernels_int8.cc).
+MB_AVX2 inline __m256i codes32_q4(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(15);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+// reduce8 of the lanes of v.
+MB_AVX2 inline float hsum8(__m256 v) {
+  __m128 u = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 w = _mm_add_ps(u, _mm_movehl_ps(u, u));
+  return _mm_cvtss_f32(_mm_add_ss(w, _mm_shuffle_ps(w, w, 1)));
+}
+
+// NR rows against NT tokens, the arithmetic of kernels_int8.cc: maddubs
+// then madd gives lane l the four products of positions 4l..4l+3 of each
+// 32 (exact in 16 bits: 4-bit codes times int8, or |q - 128| times int8).
+template <int Bits, int NR, int NT>
+MB_AVX2 void int8_tile(const AffineRow* rows, int64_t cols, int gs, const Int8X* x, float* y, int64_t y_stride) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256 acc[NR][NT];
+  float b[NR][NT];
+#pragma GCC unroll 8
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int k = 0; k < NT; ++k) {
+      acc[r][k] = _mm256_setzero_ps();
+      b[r][k] = 0;
+    }
+  const int64_t groups = cols / gs;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i isum[NR][NT];
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+      for (int k = 0; k < NT; ++k) isum[r][k] = _mm256_setzero_si256();
+    for (int64_t c = g * gs; c < (g + 1) * gs; c += 32) {
+      __m256i wq[NR], wa[NR];  // codes (q - 128 for byte codes) and their magnitudes
+#pragma GCC unroll 8
+      for (int r = 0; r < NR; ++r) {
+        if constexpr (Bits == 4) {
+          wq[r] = codes32_q4(rows[r].codes + c / 2);
+        } else {
+          wq[r] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r].codes + c)), flip);
+          wa[r] = _mm256_abs_epi8(wq[r]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int k = 0; k < NT; ++k) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[k].q + c));
+#pragma GCC unroll 8
+        for (int r = 0; r < NR; ++r) {
+          __m256i p;
+          if constexpr (Bits == 4)
+            p = _mm256_maddubs_epi16(wq[r], xv);
+          else
+            p = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(xv, wq[r]));
+          isum[r][k] = _mm256_add_epi32(isum[r][k], _mm256_madd_epi16(p, ones));
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < NR; ++r) {
+      const float s = rows[r].scale(g), bias = rows[r].bias(g);
+#pragma GCC unroll 8
+      for (int k = 0; k < NT; ++k) {
+        __m256i i = isum[r][k];
+        if constexpr (Bits != 4)
+          i = _mm256_add_epi32(i, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[k].lanes + 8 * g)));
+        acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(s * x[k].d[g]), _mm256_cvtepi32_ps(i), acc[r][k]);
+        b[r][k] = std::fma(bias, x[k].xsum[g], b[r][k]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 8
+    for (int k = 0; k < NT; ++k) y[k * y_stride + r] = hsum8(acc[r][k]) + b[r][k];
+}
+
+template <int Bits, int NR>
+MB_AVX2 void int8_rows_nr(const AffineRow* rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                          int64_t y_stride) {
+  int k = 0;
+  for (; k + 2 <= n_tok; k += 2) int8_tile<Bits, NR, 2>(rows, cols, gs, x + k, y + k * y_stride, y_stride);
+  if (k < n_tok) int8_tile<Bits, NR, 1>(rows, cols, gs, x + k, y + k * y_stride, y_stride);
+}
+
+template <int Bits>
+MB_AVX2 void int8_rows(const AffineRow* rows, int n_rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                       int64_t y_stride) {
+  if (n_rows == 2)
+    int8_rows_nr<Bits, 2>(rows, cols, gs, x, n_tok, y, y_stride);
+  else
+    int8_rows_nr<Bits, 1>(rows, cols, gs, x, n_tok, y, y_stride);
+}
+
+MB_AVX2 void int8_q4(const AffineRow* rows, int n_rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                     int64_t y_stride) {
+  int8_rows<4>(rows, n_rows, cols, gs, x, n_tok, y, y_stride);
+}
+
+MB_AVX2 void int8_q8(const AffineRow* rows, int n_rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                     int64_t y_stride) {
+  int8_rows<8>(rows, n_rows, cols, gs, x, n_tok, y, y_stride);
+}
+
 }  // namespace
 
 // F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports
@@ -261,8 +370,8 @@ bool cpu_has_f16c() {
 
 const Kernels* avx2_kernels() {
   static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float,
-                         dot,       unpack_q4, unpack_q8,    accumulate};
+  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float, dot,
+                         unpack_q4, unpack_q8, accumulate,   int8_q4,     int8_q8};
   return supported ? &k : nullptr;
 }
 

@@ -245,8 +245,19 @@ MB_AVX512 void accumulate(float* t, const float* w, const float* x, int64_t n) {
 const Kernels* avx512_kernels() {
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512vl") && avx2_kernels() != nullptr;
-  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float,
-                         dot,       unpack_q4, unpack_q8,    accumulate};
+  // The integer products are AVX2's (exact integer sums, so the same bits;
+  // a VNNI form would need a machine with it to be tested on).
+  static const Kernels k{decode_q4,
+                         decode_q8,
+                         decode_float,
+                         tile_affine,
+                         tile_float,
+                         dot,
+                         unpack_q4,
+                         unpack_q8,
+                         accumulate,
+                         avx2_kernels() ? avx2_kernels()->int8_q4 : nullptr,
+                         avx2_kernels() ? avx2_kernels()->int8_q8 : nullptr};
   return supported ? &k : nullptr;
 }
 

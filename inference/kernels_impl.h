@@ -24,6 +24,16 @@ struct AffineRow {
   float bias(int64_t g) const { return load_float(biases, dtype, g); }
 };
 
+// One token's activations quantized to int8, one step per weight group, for
+// the integer products over affine weights (kernels_int8.cc defines the
+// quantization, the order and the arithmetic that every ISA reproduces).
+struct Int8X {
+  const int8_t* q = nullptr;       // cols values, in the int8 order of the weight's bits
+  const float* d = nullptr;        // per group: the step, max |x| / 127
+  const int32_t* lanes = nullptr;  // per group, 8 lanes: 128 * sum of q over the lane (byte codes)
+  const float* xsum = nullptr;     // per group: the exact float sum of x
+};
+
 struct Kernels {
   // y[i] for rows[i], i < n_rows (1 or 2). xp: prepared x; xsum: group sums.
   void (*decode_q4)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const float* xp, const float* xsum,
@@ -47,9 +57,26 @@ struct Kernels {
   // t[l] += w[16k+l] * x[16k+l] over n values (n % 16 == 0): the float order
   // one chunk at a time, for rows dequantized piecewise (ggml blocks).
   void (*accumulate)(float* t, const float* w, const float* x, int64_t n);
+  // Integer products: rows[i] (n_rows <= 2) against tokens x[k] (n_tok <= 4),
+  // y[k * y_stride + i]. q4: packed 4-bit codes; q8: one byte per code
+  // (8-bit rows, or 2/3/5/6-bit rows unpacked).
+  void (*int8_q4)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                  int64_t y_stride);
+  void (*int8_q8)(const AffineRow* rows, int n_rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                  int64_t y_stride);
 };
 
 const Kernels& portable_kernels();
+// The portable integer kernels (kernels_int8.cc), the definition the SIMD
+// ones reproduce.
+void portable_int8_q4(const AffineRow* rows, int n_rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                      int64_t y_stride);
+void portable_int8_q8(const AffineRow* rows, int n_rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
+                      int64_t y_stride);
+// Quantizes one token's x (cols values, groups of gs) into q, d, lanes and
+// xsum (arrays of cols, cols/gs, 8*cols/gs and cols/gs), in the int8 order
+// for `bits` (4: each 32 values as the 16 even then the 16 odd ones).
+void quantize_int8(const float* x, int64_t cols, int gs, int bits, int8_t* q, float* d, int32_t* lanes, float* xsum);
 // nullptr when the CPU (or the build target) has no AVX2/F16C.
 const Kernels* avx2_kernels();
 // nullptr without AVX-512F/BW/VL (or without what avx2_kernels needs).
@@ -60,6 +87,14 @@ const Kernels* avx512_kernels();
 void ggml_decode_rows(const Kernels& k, const WeightMatrix& w, const float* x, int64_t r0, int64_t r1, float* y);
 // Row `row` of a kGgml matrix as f32 (dequantize_rows).
 void ggml_dequantize_row(const WeightMatrix& w, int64_t row, float* out);
+
+// The fixed reduction tree of 8 lanes (the tail of reduce16).
+inline float reduce8(const float* t) {
+  float u[4];
+  for (int l = 0; l < 4; ++l) u[l] = t[l] + t[l + 4];
+  float w0 = u[0] + u[2], w1 = u[1] + u[3];
+  return w0 + w1;
+}
 
 // The fixed reduction tree of 16 lanes.
 inline float reduce16(const float* t) {

@@ -127,8 +127,8 @@ void accumulate(float* t, const float* w, const float* x, int64_t n) {
 }  // namespace
 
 const Kernels& portable_kernels() {
-  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine, tile_float,
-                         dot,       unpack_q4, unpack_q8,    accumulate};
+  static const Kernels k{decode_q4, decode_q8, decode_float, tile_affine,      tile_float,      dot,
+                         unpack_q4, unpack_q8, accumulate,   portable_int8_q4, portable_int8_q8};
   return k;
 }
 

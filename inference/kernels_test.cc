@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -177,7 +178,14 @@ TEST(Kernels, FloatMatmulMatchesReference) {
     }
 }
 
+// Sets the activation mode for one scope.
+struct ActivationsScope {
+  explicit ActivationsScope(const char* name) { EXPECT_TRUE(force_activations(name)); }
+  ~ActivationsScope() { force_activations(""); }
+};
+
 TEST(Kernels, AffineMatmulMatchesReference) {
+  ActivationsScope f32("f32");
   std::mt19937 rng(2);
   ThreadPool pool(2);
   for (int bits : {2, 3, 4, 5, 6, 8})
@@ -186,6 +194,67 @@ TEST(Kernels, AffineMatmulMatchesReference) {
         auto m = make_affine(11, 256, bits, gs, t, rng);
         for (int64_t n : {1, 5}) check_against_reference(m, n, pool, rng);
       }
+}
+
+// The int8 path against the float64 product of the exact values, with a
+// bound derived from the quantization alone: rounding x to a step d (d =
+// max |x| / 127 per group) moves each x by at most d / 2, so a group's sum
+// moves by at most d / 2 * sum |s q| (the bias term uses the exact x). Float
+// rounding adds kRelTol of the absolute terms as on the f32 path.
+TEST(Kernels, Int8AffineMatmulIsWithinItsQuantizationBound) {
+  ActivationsScope int8("int8");
+  std::mt19937 rng(7);
+  ThreadPool pool(2);
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int gs : {32, 64, 128}) {
+      auto m = make_affine(11, 256, bits, gs, FloatType::kBF16, rng);
+      const int64_t rows = m.w.rows, cols = m.w.cols, n_tok = 5;
+      auto x = random_x(n_tok * cols, rng);
+      std::vector<float> y(n_tok * rows);
+      matmul(m.w, x.data(), n_tok, y.data(), pool);
+      double worst = 0;  // largest error as a fraction of its bound
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = 0, mag = 0, bound = 0;
+          for (int64_t g = 0; g < cols / gs; ++g) {
+            double amax = 0, sq = 0;
+            for (int64_t c = g * gs; c < (g + 1) * gs; ++c) {
+              amax = std::max(amax, std::fabs(static_cast<double>(x[t * cols + c])));
+              const double b = load_float(m.w.biases, m.w.dtype, r * (cols / gs) + g);
+              sq += std::fabs(m.dense[r * cols + c] - b);  // |s q|
+            }
+            bound += amax / 127 / 2 * sq;
+          }
+          for (int64_t c = 0; c < cols; ++c) {
+            ref += static_cast<double>(m.dense[r * cols + c]) * x[t * cols + c];
+            mag += std::fabs(static_cast<double>(m.magnitude[r * cols + c]) * x[t * cols + c]);
+          }
+          const double err = std::fabs(y[t * rows + r] - ref), allowed = bound + kRelTol * mag;
+          ASSERT_LE(err, allowed) << m.w.describe() << " row " << r << " token " << t;
+          worst = std::max(worst, err / allowed);
+        }
+      // The error is real (not the float path by mistake) and well inside the
+      // worst case, since the rounding errors of a group mostly cancel.
+      EXPECT_GT(worst, 0.01) << m.w.describe();
+      EXPECT_LT(worst, 0.5) << m.w.describe();
+    }
+}
+
+// A non-finite activation makes its outputs NaN, as on the float path, rather
+// than a silent zero code; other tokens are untouched.
+TEST(Kernels, Int8ActivationsPropagateNonFiniteValues) {
+  ActivationsScope int8("int8");
+  std::mt19937 rng(8);
+  ThreadPool pool(1);
+  auto m = make_affine(3, 128, 4, 64, FloatType::kBF16, rng);
+  auto x = random_x(2 * 128, rng);
+  x[70] = std::numeric_limits<float>::infinity();
+  std::vector<float> y(2 * 3);
+  matmul(m.w, x.data(), 2, y.data(), pool);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_TRUE(std::isnan(y[r])) << r;
+    EXPECT_TRUE(std::isfinite(y[3 + r])) << r;
+  }
 }
 
 TEST(Kernels, GatherRowDequantizesExactly) {
@@ -215,10 +284,14 @@ void check_bit_identical(const WeightMatrix& w, std::mt19937& rng) {
 }
 
 TEST(Kernels, DecodePrefillAndThreadCountsAreBitIdentical) {
-  std::mt19937 rng(4);
-  for (FloatType t : {FloatType::kF32, FloatType::kBF16, FloatType::kF16})
-    check_bit_identical(make_float(37, 72, t, rng).w, rng);
-  for (int bits : {2, 3, 4, 5, 6, 8}) check_bit_identical(make_affine(37, 192, bits, 64, FloatType::kBF16, rng).w, rng);
+  for (const char* mode : {"int8", "f32"}) {
+    ActivationsScope scope(mode);
+    std::mt19937 rng(4);
+    for (FloatType t : {FloatType::kF32, FloatType::kBF16, FloatType::kF16})
+      check_bit_identical(make_float(37, 72, t, rng).w, rng);
+    for (int bits : {2, 3, 4, 5, 6, 8})
+      check_bit_identical(make_affine(37, 192, bits, 64, FloatType::kBF16, rng).w, rng);
+  }
 }
 
 TEST(Kernels, SimdAndPortableAreBitIdentical) {
@@ -229,20 +302,25 @@ TEST(Kernels, SimdAndPortableAreBitIdentical) {
   ms.push_back(make_float(9, 64, FloatType::kF16, rng));
   ms.push_back(make_float(9, 33, FloatType::kF32, rng));
   for (int bits : {3, 4, 8}) ms.push_back(make_affine(9, 128, bits, 32, FloatType::kF16, rng));
-  // Every implementation this CPU has, against the portable one: 1 token
-  // (decode), 6 and 13 (prefill tiles of 4 and 8 tokens plus remainders).
-  for (const std::string& isa : available_kernel_isas())
-    for (const auto& m : ms)
-      for (int64_t n : {1, 6, 13}) {
-        auto x = random_x(n * m.w.cols, rng);
-        std::vector<float> a(n * m.w.rows), b(n * m.w.rows);
-        force_portable_kernels(true);
-        matmul(m.w, x.data(), n, a.data(), pool);
-        ASSERT_TRUE(force_kernel_isa(isa));
-        matmul(m.w, x.data(), n, b.data(), pool);
-        force_kernel_isa("");
-        EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << m.w.describe() << " n " << n << " isa " << isa;
-      }
+  for (int bits : {4, 8}) ms.push_back(make_affine(9, 256, bits, 128, FloatType::kBF16, rng));
+  // Every implementation this CPU has, against the portable one, for both
+  // activation modes: 1 token (decode), 6 and 13 (prefill tiles of 4 and 8
+  // tokens plus remainders).
+  for (const char* mode : {"int8", "f32"})
+    for (const std::string& isa : available_kernel_isas())
+      for (const auto& m : ms)
+        for (int64_t n : {1, 6, 13}) {
+          auto x = random_x(n * m.w.cols, rng);
+          std::vector<float> a(n * m.w.rows), b(n * m.w.rows);
+          ActivationsScope scope(mode);
+          force_portable_kernels(true);
+          matmul(m.w, x.data(), n, a.data(), pool);
+          ASSERT_TRUE(force_kernel_isa(isa));
+          matmul(m.w, x.data(), n, b.data(), pool);
+          force_kernel_isa("");
+          EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0)
+              << m.w.describe() << " n " << n << " isa " << isa << " " << mode;
+        }
   auto u = random_x(77, rng), v = random_x(77, rng);
   force_portable_kernels(true);
   float d1 = dot_f32(u.data(), v.data(), 77);
