@@ -317,31 +317,41 @@ void quantize_input(const WeightMatrix& w, const float* x, int64_t n_tokens, Thr
   });
 }
 
+// Tokens per pass over a block of rows: their int8 activations (16 * cols
+// bytes) stay in L1/L2 while every row pair of the block runs against them,
+// rather than every row pair streaming all the prompt's activations.
+constexpr int64_t kInt8TokenBlock = 16;
+
 // Rows [r0, r1) of one affine job against every token: a pair of rows at a
-// time, run against the tokens four at a time while the rows stay in cache.
+// time against four tokens at a time, one block of tokens after another.
 void int8_block(const Kernels& k, const WeightMatrix& w, const Int8Input& in, int64_t n_tok, int64_t r0, int64_t r1,
                 float* y) {
   Scratch& s = scratch();
+  const int64_t nr = r1 - r0;
   const bool direct = w.bits == 4 || w.bits == 8;
-  if (!direct) s.codes.resize(2 * w.cols);
+  if (!direct) s.codes.resize(nr * w.cols);
   const int64_t groups = w.cols / w.group_size;
   const uint64_t rb = w.row_bytes(), sb = groups * float_type_size(w.dtype);
-  const auto kernel = w.bits == 4 ? k.int8_q4 : k.int8_q8;
-  for (int64_t r = r0; r < r1; r += 2) {
-    const int n = r + 1 < r1 ? 2 : 1;
-    AffineRow rows[2];
-    for (int i = 0; i < n; ++i) {
-      const auto* packed = reinterpret_cast<const uint8_t*>(w.data + (r + i) * rb);
-      const uint8_t* codes = packed;
-      if (!direct) {
-        codes = s.codes.data() + i * w.cols;
-        unpack_codes(packed, w.bits, w.cols, s.codes.data() + i * w.cols);
-      }
-      rows[i] = {codes, w.scales + (r + i) * sb, w.biases + (r + i) * sb, w.dtype};
+  thread_local std::vector<AffineRow> rows;
+  rows.resize(nr);
+  for (int64_t i = 0; i < nr; ++i) {
+    const auto* packed = reinterpret_cast<const uint8_t*>(w.data + (r0 + i) * rb);
+    const uint8_t* codes = packed;
+    if (!direct) {  // unpacked once, for every token
+      codes = s.codes.data() + i * w.cols;
+      unpack_codes(packed, w.bits, w.cols, s.codes.data() + i * w.cols);
     }
-    for (int64_t t = 0; t < n_tok; t += 4) {
-      const int nt = static_cast<int>(std::min<int64_t>(4, n_tok - t));
-      kernel(rows, n, w.cols, w.group_size, in.tokens.data() + t, nt, y + t * w.rows + r, w.rows);
+    rows[i] = {codes, w.scales + (r0 + i) * sb, w.biases + (r0 + i) * sb, w.dtype};
+  }
+  const auto kernel = w.bits == 4 ? k.int8_q4 : k.int8_q8;
+  for (int64_t t0 = 0; t0 < n_tok; t0 += kInt8TokenBlock) {
+    const int64_t t1 = std::min(n_tok, t0 + kInt8TokenBlock);
+    for (int64_t i = 0; i < nr; i += 2) {
+      const int n = i + 1 < nr ? 2 : 1;
+      for (int64_t t = t0; t < t1; t += 4) {
+        const int nt = static_cast<int>(std::min<int64_t>(4, t1 - t));
+        kernel(rows.data() + i, n, w.cols, w.group_size, in.tokens.data() + t, nt, y + t * w.rows + r0 + i, w.rows);
+      }
     }
   }
 }

@@ -4,7 +4,8 @@
 // and biases, or ggml blocks from a GGUF file; nothing is dequantized into a
 // full copy).
 //
-// One summation order for every dot product ("16 lanes"). A row is walked in
+// One summation order for every float dot product ("16 lanes"; the int8
+// products over affine weights have their own, in kernels_int8.cc). A row is walked in
 // the kernel's *prepared order* (the natural order, except that 4-bit rows
 // put the low nibbles of 8 bytes before their high nibbles, so that unpacking
 // is one shift and one mask), 16 elements at a time, every "+= p * q" being

@@ -304,12 +304,14 @@ MB_AVX2 void int8_tile(const AffineRow* rows, int64_t cols, int gs, const Int8X*
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[k].q + c));
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
-          __m256i p;
+          // 4-bit pair sums (<= 2 * 15 * 127) add up in 16 bits over a whole
+          // group of up to 128 (4 * 3810 < 32768), widened once per group;
+          // byte-code pair sums (<= 32512) are widened at once.
           if constexpr (Bits == 4)
-            p = _mm256_maddubs_epi16(wq[r], xv);
+            isum[r][k] = _mm256_add_epi16(isum[r][k], _mm256_maddubs_epi16(wq[r], xv));
           else
-            p = _mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(xv, wq[r]));
-          isum[r][k] = _mm256_add_epi32(isum[r][k], _mm256_madd_epi16(p, ones));
+            isum[r][k] = _mm256_add_epi32(
+                isum[r][k], _mm256_madd_epi16(_mm256_maddubs_epi16(wa[r], _mm256_sign_epi8(xv, wq[r])), ones));
         }
       }
     }
@@ -318,9 +320,11 @@ MB_AVX2 void int8_tile(const AffineRow* rows, int64_t cols, int gs, const Int8X*
       const float s = rows[r].scale(g), bias = rows[r].bias(g);
 #pragma GCC unroll 8
       for (int k = 0; k < NT; ++k) {
-        __m256i i = isum[r][k];
-        if constexpr (Bits != 4)
-          i = _mm256_add_epi32(i, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[k].lanes + 8 * g)));
+        __m256i i;
+        if constexpr (Bits == 4)
+          i = _mm256_madd_epi16(isum[r][k], ones);
+        else
+          i = _mm256_add_epi32(isum[r][k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[k].lanes + 8 * g)));
         acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(s * x[k].d[g]), _mm256_cvtepi32_ps(i), acc[r][k]);
         b[r][k] = std::fma(bias, x[k].xsum[g], b[r][k]);
       }
@@ -336,6 +340,10 @@ template <int Bits, int NR>
 MB_AVX2 void int8_rows_nr(const AffineRow* rows, int64_t cols, int gs, const Int8X* x, int n_tok, float* y,
                           int64_t y_stride) {
   int k = 0;
+  if (k + 4 <= n_tok) {
+    int8_tile<Bits, NR, 4>(rows, cols, gs, x + k, y + k * y_stride, y_stride);
+    k += 4;
+  }
   for (; k + 2 <= n_tok; k += 2) int8_tile<Bits, NR, 2>(rows, cols, gs, x + k, y + k * y_stride, y_stride);
   if (k < n_tok) int8_tile<Bits, NR, 1>(rows, cols, gs, x + k, y + k * y_stride, y_stride);
 }
